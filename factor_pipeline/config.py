@@ -1,0 +1,214 @@
+"""Every tunable number of the pipeline, in one place, with the three profiles of CONTRACTS.md.
+
+``full`` is the seed's settings exactly; ``demo`` (the default) and ``smoke`` are smaller so that the
+pipeline runs in minutes on a laptop and in seconds in tests. Each profile's deviations from the seed
+are listed in README.md ("Profiles").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+PROFILES = ("smoke", "demo", "full")
+GAN_MODES = ("augment", "transform", "off")
+
+
+class ConfigError(ValueError):
+    """A configuration value that is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """The embedded synthetic market."""
+
+    n_stocks: int = 1200  # names listed at the end of the simulation; fewer earlier (IPOs)
+    seed: int = 20260301
+    start: str = "2015-01-05"  # simulation start; burn-in before the first partition month
+    end: str = "2026-12-31"  # the XSHG calendar's horizon
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Samples, labels and the universe (METHOD.md: Data and samples)."""
+
+    seq_len: int = 40
+    n_features: int = 18
+    label_horizon: int = 20  # forward trading days of the label
+    sample_every: int = 5  # one training cross-section every 5 sessions
+    min_listed_sessions: int = 126
+    max_window_sessions: int = 60  # the 40 traded days must fall within the last 60 sessions
+    mad_clip: float = 5.0  # per-stock outlier clip: median +- 5 x MAD
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """The GAN stage. ``mode`` says how the generator reaches the GRU (see README, "GAN modes")."""
+
+    mode: str = "augment"
+    noise_dim: int = 16
+    generator_hidden: int = 64
+    discriminator_channels: tuple[int, int] = (16, 32)
+    steps: int = 400  # alternating generator/discriminator updates, at most
+    batch_size: int = 128
+    lr: float = 2e-4
+    augment_ratio: float = 0.25  # generated samples per real training sample (augment mode)
+    transform_residual_scale: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The GRU and its training (METHOD.md: Model)."""
+
+    gru_hidden: tuple[int, ...] = (128, 128)
+    mlp_hidden: tuple[int, ...] = (256, 64, 64)
+    lr: float = 1e-4
+    max_epochs: int = 50
+    patience: int = 10
+    train_window_sessions: int = 400
+    val_fraction: float = 0.2
+    retrain_months: tuple[int, ...] = (6, 12)  # June and December rebalances
+    seed: int = 7
+    device: str = "auto"  # "auto": CUDA when present, else CPU
+
+
+@dataclass(frozen=True)
+class FactorConfig:
+    """The factor and its evaluation (METRICS.md)."""
+
+    neutralize: bool = False
+    n_groups: int = 10
+    industry_min_stocks: int = 10
+    industry_top_fraction: float = 0.2
+    cost_per_turnover: float = 0.003
+    gan_off_baseline: bool = True  # also train the GAN-off GRU so the report shows the ablation
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = "full"
+    market: MarketConfig = field(default_factory=MarketConfig)
+    samples: SampleConfig = field(default_factory=SampleConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    factor: FactorConfig = field(default_factory=FactorConfig)
+
+    def __post_init__(self):
+        validate(self)
+
+    def replace(self, **sections) -> "Config":
+        """A copy with some fields changed: ``cfg.replace(gan={"mode": "off"})``."""
+        changes = {}
+        for name, values in sections.items():
+            if isinstance(values, dict):
+                changes[name] = dataclasses.replace(getattr(self, name), **values)
+            else:
+                changes[name] = values
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, *sections: str) -> str:
+        """Short stable hash of the named sections (all when none), for content-addressed artefacts."""
+        data = self.to_dict()
+        if sections:
+            data = {name: data[name] for name in sections}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _full() -> Config:
+    return Config(profile="full", market=MarketConfig(n_stocks=5000))
+
+
+def _demo() -> Config:
+    return Config(
+        profile="demo",
+        market=MarketConfig(n_stocks=400),
+        gan=GanConfig(steps=300),
+        model=ModelConfig(
+            gru_hidden=(64, 64),
+            mlp_hidden=(128, 32, 32),
+            lr=1e-3,
+            max_epochs=15,
+            patience=4,
+            train_window_sessions=240,
+        ),
+    )
+
+
+def _smoke() -> Config:
+    return Config(
+        profile="smoke",
+        market=MarketConfig(n_stocks=150, start="2021-01-04"),
+        gan=GanConfig(steps=30, noise_dim=8, generator_hidden=16, discriminator_channels=(4, 8), batch_size=64),
+        model=ModelConfig(
+            gru_hidden=(16, 16),
+            mlp_hidden=(32, 16, 16),
+            lr=3e-3,
+            max_epochs=4,
+            patience=2,
+            train_window_sessions=120,
+        ),
+        factor=FactorConfig(gan_off_baseline=False),
+    )
+
+
+_PROFILE_BUILDERS = {"smoke": _smoke, "demo": _demo, "full": _full}
+
+
+def profile_config(profile: str) -> Config:
+    if profile not in _PROFILE_BUILDERS:
+        raise ConfigError(f"FACTOR_PIPELINE_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")
+    return _PROFILE_BUILDERS[profile]()
+
+
+def config_from_env() -> Config:
+    """The profile named by FACTOR_PIPELINE_PROFILE (default ``demo``), with FACTOR_PIPELINE_GAN_MODE applied."""
+    cfg = profile_config(os.environ.get("FACTOR_PIPELINE_PROFILE", "demo"))
+    mode = os.environ.get("FACTOR_PIPELINE_GAN_MODE")
+    if mode:
+        cfg = cfg.replace(gan={"mode": mode})
+    return cfg
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(cfg: Config) -> None:
+    """Reject values out of range with a message that names the field."""
+    _require(cfg.profile in PROFILES, f"profile {cfg.profile!r} is not one of {PROFILES}")
+    _require(cfg.market.n_stocks >= 20, f"market.n_stocks={cfg.market.n_stocks} must be at least 20")
+    _require(cfg.samples.seq_len >= 2, f"samples.seq_len={cfg.samples.seq_len} must be at least 2")
+    _require(cfg.samples.n_features == 18, "samples.n_features must be 18 (the feature set in sql/)")
+    _require(cfg.samples.label_horizon >= 1, "samples.label_horizon must be at least 1")
+    _require(cfg.samples.sample_every >= 1, "samples.sample_every must be at least 1")
+    _require(
+        cfg.samples.max_window_sessions >= cfg.samples.seq_len,
+        "samples.max_window_sessions must be at least samples.seq_len",
+    )
+    _require(cfg.samples.mad_clip > 0, "samples.mad_clip must be positive")
+    _require(cfg.gan.mode in GAN_MODES, f"gan.mode={cfg.gan.mode!r} is not one of {GAN_MODES}")
+    _require(cfg.gan.steps >= 1, "gan.steps must be at least 1")
+    _require(0.0 <= cfg.gan.augment_ratio <= 4.0, f"gan.augment_ratio={cfg.gan.augment_ratio} must be in [0, 4]")
+    _require(0.0 < cfg.model.lr < 1.0, f"model.lr={cfg.model.lr} must be in (0, 1)")
+    _require(cfg.model.max_epochs >= 1, "model.max_epochs must be at least 1")
+    _require(cfg.model.patience >= 1, "model.patience must be at least 1")
+    _require(0.0 < cfg.model.val_fraction < 1.0, f"model.val_fraction={cfg.model.val_fraction} must be in (0, 1)")
+    _require(
+        cfg.model.train_window_sessions >= 4 * cfg.samples.sample_every,
+        "model.train_window_sessions is too short for one training and one validation date",
+    )
+    _require(
+        len(cfg.model.retrain_months) > 0 and all(1 <= m <= 12 for m in cfg.model.retrain_months),
+        f"model.retrain_months={cfg.model.retrain_months} must be months 1..12",
+    )
+    _require(len(cfg.model.gru_hidden) >= 1 and all(h >= 1 for h in cfg.model.gru_hidden), "model.gru_hidden")
+    _require(cfg.model.device in ("auto", "cpu", "cuda"), f"model.device={cfg.model.device!r} is not auto/cpu/cuda")
+    _require(cfg.factor.n_groups >= 2, f"factor.n_groups={cfg.factor.n_groups} must be at least 2")
+    _require(0 < cfg.factor.industry_top_fraction <= 1, "factor.industry_top_fraction must be in (0, 1]")

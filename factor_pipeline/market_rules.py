@@ -1,0 +1,100 @@
+"""A-share trading rules shared by the synthetic market, input validation and the universe filters.
+
+Sources: ../shared/reference/MARKET.md. Boards are read from the code; price limits follow the board,
+the date the rule changed, the ST flag and the first five sessions after listing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# Shenwan (SW 2021) level-1: (code, Chinese, English). 综合 / Conglomerates is excluded from attribution.
+SW_INDUSTRIES: tuple[tuple[str, str, str], ...] = (
+    ("801010", "农林牧渔", "Agriculture"),
+    ("801030", "基础化工", "Basic Chemicals"),
+    ("801040", "钢铁", "Steel"),
+    ("801050", "有色金属", "Non-ferrous Metals"),
+    ("801080", "电子", "Electronics"),
+    ("801880", "汽车", "Automobiles"),
+    ("801110", "家用电器", "Household Appliances"),
+    ("801120", "食品饮料", "Food & Beverage"),
+    ("801130", "纺织服饰", "Textiles & Apparel"),
+    ("801140", "轻工制造", "Light Manufacturing"),
+    ("801150", "医药生物", "Pharmaceuticals & Biotech"),
+    ("801160", "公用事业", "Utilities"),
+    ("801170", "交通运输", "Transportation"),
+    ("801180", "房地产", "Real Estate"),
+    ("801200", "商贸零售", "Retail"),
+    ("801210", "社会服务", "Consumer Services"),
+    ("801780", "银行", "Banks"),
+    ("801790", "非银金融", "Non-bank Financials"),
+    ("801230", "综合", "Conglomerates"),
+    ("801710", "建筑材料", "Building Materials"),
+    ("801720", "建筑装饰", "Construction"),
+    ("801730", "电力设备", "Power Equipment"),
+    ("801890", "机械设备", "Machinery"),
+    ("801740", "国防军工", "Defense"),
+    ("801750", "计算机", "Computers"),
+    ("801760", "传媒", "Media"),
+    ("801770", "通信", "Communications"),
+    ("801950", "煤炭", "Coal"),
+    ("801960", "石油石化", "Oil & Petrochemicals"),
+    ("801970", "环保", "Environmental Protection"),
+    ("801980", "美容护理", "Beauty & Personal Care"),
+)
+INDUSTRY_NAMES: tuple[str, ...] = tuple(english for _, _, english in SW_INDUSTRIES)
+EXCLUDED_FROM_ATTRIBUTION = "Conglomerates"
+_CANONICAL = {name: english for _, chinese, english in SW_INDUSTRIES for name in (chinese, english)}
+
+MIN_LISTED_SESSIONS = 126  # six months: the seed's "listed for at least 6 months"
+NO_LIMIT_SESSIONS = 5  # registration-system IPOs trade without a limit for their first 5 sessions
+
+CHINEXT_20PCT_FROM = pd.Timestamp("2020-08-24")
+STAR_OPENED = pd.Timestamp("2019-07-22")
+BSE_30PCT_FROM = pd.Timestamp("2021-11-15")
+
+
+def canonical_industry(name: str) -> str | None:
+    """English SW level-1 name for a Chinese or English name; None when unknown."""
+    if not isinstance(name, str):
+        return None
+    return _CANONICAL.get(name.strip())
+
+
+def board_of(ts_code: str) -> str:
+    """'main', 'chinext', 'star' or 'bse' from the code's prefix and suffix."""
+    number, _, exchange = ts_code.partition(".")
+    if exchange == "BJ" or number[:1] in ("4", "8", "9") and exchange != "SH":
+        return "bse"
+    if number.startswith("688"):
+        return "star"
+    if number.startswith(("300", "301")):
+        return "chinext"
+    return "main"
+
+
+def limit_ratio(board, trade_date, is_st):
+    """Daily price-limit ratio, vectorised over numpy arrays or pandas Series of equal length."""
+    board = np.asarray(board)
+    trade_date = pd.DatetimeIndex(np.asarray(trade_date, dtype="datetime64[ns]"))
+    is_st = np.asarray(is_st, dtype=bool)
+    ratio = np.full(len(board), 0.10)
+    ratio[(board == "chinext") & (trade_date >= CHINEXT_20PCT_FROM)] = 0.20
+    ratio[board == "star"] = 0.20
+    ratio[board == "bse"] = np.where(trade_date[board == "bse"] >= BSE_30PCT_FROM, 0.30, 0.10)
+    # ST stocks: +-5% on the main board; the 20%/30% boards keep their own limit for ST names.
+    ratio[(board == "main") & is_st] = 0.05
+    return ratio
+
+
+def round_half_up(price):
+    """Round to 0.01 CNY, halves up, as the exchanges do (numpy's round is half-to-even)."""
+    return np.floor(np.asarray(price, dtype=float) * 100.0 + 0.5 + 1e-9) / 100.0
+
+
+def limit_prices(pre_close, ratio):
+    """(limit_up, limit_down) prices: pre_close x (1 +- ratio), rounded half-up to 0.01."""
+    pre_close = np.asarray(pre_close, dtype=float)
+    ratio = np.asarray(ratio, dtype=float)
+    return round_half_up(pre_close * (1.0 + ratio)), round_half_up(pre_close * (1.0 - ratio))
