@@ -40,6 +40,11 @@ def all_sessions() -> pd.DatetimeIndex:
     return pd.DatetimeIndex(_calendar().sessions.values, name="trade_date")
 
 
+@functools.lru_cache(maxsize=1)
+def _session_values() -> np.ndarray:
+    return all_sessions().values
+
+
 def calendar_horizon() -> pd.Timestamp:
     return all_sessions()[-1]
 
@@ -73,8 +78,10 @@ def sessions_between(start, end) -> pd.DatetimeIndex:
     """XSHG sessions with start <= session <= end (both inclusive)."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     check_within_horizon(end)
-    sessions = all_sessions()
-    return sessions[(sessions >= start) & (sessions <= end)]
+    values = _session_values()
+    lo = np.searchsorted(values, start.to_datetime64(), side="left")
+    hi = np.searchsorted(values, end.to_datetime64(), side="right")
+    return all_sessions()[lo:hi]
 
 
 def month_sessions(month: str) -> pd.DatetimeIndex:
@@ -109,8 +116,9 @@ def months_between(first: str, last: str) -> list[str]:
 def session_offset(date, offset: int) -> pd.Timestamp:
     """The session ``offset`` sessions after ``date`` (which must be a session); raises past the horizon."""
     sessions = all_sessions()
-    position = sessions.get_indexer([pd.Timestamp(date)])[0]
-    if position < 0:
+    stamp = pd.Timestamp(date)
+    position = int(np.searchsorted(_session_values(), stamp.to_datetime64()))
+    if position >= len(sessions) or sessions[position] != stamp:
         raise ValueError(f"{pd.Timestamp(date).date()} is not an XSHG session")
     target = position + offset
     if target >= len(sessions):
@@ -140,3 +148,21 @@ def sample_dates(month: str, every: int) -> pd.DatetimeIndex:
     sessions = month_sessions(month)
     grid = training_grid(sessions[0], sessions[-1], every)
     return grid.union(pd.DatetimeIndex([sessions[-1]])).rename("trade_date")
+
+
+def monthly_partitions():
+    """Dagster partitions: one per month from FIRST_MONTH to the current month, capped at the calendar's horizon.
+
+    The current, unfinished month is a partition too, so that its bars can be loaded as they arrive and the
+    previous month's "latest IC" can be evaluated on a partial month, as the seed reports it.
+    """
+    import dagster as dg
+
+    horizon_end = (parse_month(last_complete_month()) + 1).strftime("%Y-%m")
+    return dg.MonthlyPartitionsDefinition(
+        start_date=FIRST_MONTH,
+        end_date=horizon_end,
+        end_offset=1,
+        timezone="Asia/Shanghai",
+        fmt="%Y-%m",
+    )

@@ -104,3 +104,51 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
         raise StorageError(f"{path} is corrupt ({exc}); re-materialise that partition") from exc
+
+
+class Layout:
+    """Where each asset partition lives under FACTOR_PIPELINE_HOME (docs/INTERFACES.md)."""
+
+    def __init__(self, home: str | Path):
+        self.home = Path(home).resolve()
+
+    def dataset(self, name: str) -> Path:
+        """Directory of one dataset whose files are ``<month>.parquet`` (e.g. ``raw_bars/daily``)."""
+        return self.home / name
+
+    def partition(self, name: str, month: str, ext: str = "parquet") -> Path:
+        return self.home / name / f"{month}.{ext}"
+
+    def months_present(self, name: str, ext: str = "parquet") -> list[str]:
+        directory = self.dataset(name)
+        if not directory.is_dir():
+            return []
+        return sorted(p.name[: -len(ext) - 1] for p in directory.glob(f"*.{ext}") if not p.name.startswith("."))
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.home / "factor.duckdb"
+
+    @property
+    def source_cache(self) -> Path:
+        return self.home / "source"
+
+    @property
+    def sessions_file(self) -> Path:
+        return self.home / "calendar" / "sessions.parquet"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.home / "checkpoints"
+
+    @property
+    def gan_models(self) -> Path:
+        return self.home / "gan"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"

@@ -1,0 +1,44 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FACTOR_PIPELINE_HOME ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(FACTOR_PIPELINE_HOME)/dagster
+# The demo backfill: one year of monthly factors and their evaluation on the embedded market.
+DEMO_FROM ?= 2024-01
+DEMO_TO ?= 2024-12
+
+.PHONY: install run test ui bench validate clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first and pinned, so nothing pulls a CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test,scale]'
+	touch $@
+
+install: $(BIN)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+run: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/factor-pipeline backfill --from $(DEMO_FROM) --to $(DEMO_TO) --executor in_process --parallel 2
+	$(BIN)/factor-pipeline report
+
+test: install
+	$(BIN)/pytest -q factor_pipeline_tests
+
+ui: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+validate: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(FACTOR_PIPELINE_HOME)

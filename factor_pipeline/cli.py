@@ -1,0 +1,262 @@
+"""``factor-pipeline``: backfill months through the Dagster instance, and print the factor report.
+
+A backfill plans the (asset, month) pairs the requested months need: every asset of every requested
+month, plus any upstream month outside the range that the partition mappings require and that is not
+materialised yet (a training window reaching back before the range). It then launches one Dagster run
+per month and stage group, in dependency order, each in its own process so that independent months run
+side by side; runs touching the model are serialised so a shared training window is trained once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from factor_pipeline import partitions
+from factor_pipeline.storage import Layout
+
+STAGES = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
+MODEL_STAGES = {"gan_sequences", "gru_checkpoint"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def materialised(layout: Layout, asset: str, month: str) -> bool:
+    """Whether the asset's partition is on disk (what a later step would read)."""
+    files = {
+        "raw_bars": [layout.partition("raw_bars/daily", month)],
+        "features": [layout.partition("features", month)],
+        "samples": [layout.partition("samples", month, "npy"), layout.partition("samples", month)],
+        "gan_sequences": [layout.partition("gan_sequences", month, "json")],
+        "gru_checkpoint": [layout.partition("gru_checkpoint", month, "json")],
+        "pret_factor": [layout.partition("factor", month)],
+        "factor_evaluation": [layout.partition("eval/ic", month)],
+        "factor_report": [layout.reports / month / "report.md"],
+    }[asset]
+    return all(path.exists() for path in files)
+
+
+def ensure_dagster_home(layout: Layout) -> Path:
+    """DAGSTER_HOME under FACTOR_PIPELINE_HOME (absolute), with the repository's dagster.yaml in it."""
+    home = Path(os.environ.get("DAGSTER_HOME") or layout.dagster_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    source = REPO_ROOT / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if source.exists() and (not target.exists() or target.read_bytes() != source.read_bytes()):
+        shutil.copyfile(source, target)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@dataclass
+class PlannedRun:
+    month: str
+    assets: list[str]
+    deps: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def uses_model(self) -> bool:
+        return bool(MODEL_STAGES & set(self.assets))
+
+
+def plan_backfill(first: str, last: str, layout: Layout) -> list[PlannedRun]:
+    """Runs, in an order that respects every partition dependency of the asset graph."""
+    import dagster as dg
+
+    from factor_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    valid = set(graph.get(dg.AssetKey("raw_bars")).partitions_def.get_partition_keys())
+    requested = partitions.months_between(first, last)
+    outside = [m for m in requested if m not in valid]
+    if outside:
+        raise partitions.PartitionKeyError(
+            f"months {outside[0]}..{outside[-1]} are outside the partitions {min(valid)}..{max(valid)}"
+        )
+
+    def parents(asset: str, month: str) -> set[tuple[str, str]]:
+        child = dg.AssetKey(asset)
+        found = set()
+        for parent in graph.get(child).parent_keys:
+            result = graph.get_parent_partition_keys_for_child(month, parent, child)
+            found |= {(parent.path[-1], key) for key in result.partitions_subset.get_partition_keys()}
+        return found
+
+    needed: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    todo = [(asset, month) for month in requested for asset in STAGES]
+    requested_set = set(todo)
+    while todo:
+        node = todo.pop()
+        if node in needed:
+            continue
+        needed[node] = parents(*node)
+        for parent in needed[node]:
+            if parent not in needed and parent not in requested_set and not materialised(layout, *parent):
+                todo.append(parent)
+    for node, deps in needed.items():
+        needed[node] = {d for d in deps if d in needed}
+
+    runs: list[PlannedRun] = []
+    done: set[tuple[str, str]] = set()
+    pending = set(needed)
+    while pending:
+        for month in sorted({m for _, m in pending}):
+            group: list[str] = []
+            for asset in STAGES:
+                node = (asset, month)
+                if node in pending and all(d in done or (d[1] == month and d[0] in group) for d in needed[node]):
+                    group.append(asset)
+            if group:
+                deps = set().union(*(needed[(a, month)] for a in group)) - {(a, month) for a in group}
+                runs.append(PlannedRun(month, group, deps))
+                done |= {(a, month) for a in group}
+                pending -= {(a, month) for a in group}
+                break
+        else:
+            raise RuntimeError(f"cannot order the backfill: {sorted(pending)[:5]} wait on each other")
+    return runs
+
+
+def _launch(run: PlannedRun, executor: str, max_concurrent: int, backfill_id: str) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "factor_pipeline.cli", "run-partition",
+        "--month", run.month, "--assets", ",".join(run.assets),
+        "--executor", executor, "--max-concurrent", str(max_concurrent), "--backfill-id", backfill_id,
+    ]
+    return subprocess.Popen(command)
+
+
+def execute_plan(runs: list[PlannedRun], executor: str, max_concurrent: int, parallel: int) -> list[tuple[PlannedRun, int, float]]:
+    """Launch the runs as their dependencies finish, at most ``parallel`` at once and one model run at a time."""
+    backfill_id = uuid.uuid4().hex[:8]
+    finished: set[tuple[str, str]] = set()
+    active: dict[int, tuple[PlannedRun, subprocess.Popen, float]] = {}
+    results: list[tuple[PlannedRun, int, float]] = []
+    queue = list(runs)
+    while queue or active:
+        model_busy = any(r.uses_model for r, _, _ in active.values())
+        for run in list(queue):
+            if len(active) >= parallel:
+                break
+            if run.deps <= finished and not (run.uses_model and model_busy):
+                process = _launch(run, executor, max_concurrent, backfill_id)
+                active[process.pid] = (run, process, time.monotonic())
+                queue.remove(run)
+                model_busy = model_busy or run.uses_model
+        time.sleep(0.2)
+        for pid, (run, process, started) in list(active.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del active[pid]
+            results.append((run, code, time.monotonic() - started))
+            status = "ok" if code == 0 else f"FAILED (exit {code})"
+            print(f"[backfill {backfill_id}] {run.month} {'+'.join(run.assets)}: {status} in {results[-1][2]:.0f}s", flush=True)
+            if code != 0:
+                for _, other, _ in active.values():
+                    other.wait()
+                return results
+            finished |= {(a, run.month) for a in run.assets}
+        if queue and not active and not any(r.deps <= finished for r in queue):
+            raise RuntimeError("backfill stalled: remaining runs wait on runs that did not finish")
+    return results
+
+
+def run_partition(month: str, assets: list[str], executor: str, max_concurrent: int, backfill_id: str) -> int:
+    """One Dagster run of some assets of one month, recorded in the instance (so it shows in the UI)."""
+    import dagster as dg
+
+    from factor_pipeline.definitions import all_assets_job
+
+    execution = {"in_process": {}} if executor == "in_process" else {"multiprocess": {"max_concurrent": max_concurrent}}
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(
+            dg.reconstructable(all_assets_job),
+            instance=instance,
+            run_config={"execution": {"config": execution}},
+            tags={"dagster/partition": month, "factor_pipeline/backfill": backfill_id},
+            asset_selection=[dg.AssetKey(a) for a in assets],
+        )
+        return 0 if result.success else 1
+
+
+def backfill(args) -> int:
+    from factor_pipeline.resources import PipelineResource
+    from factor_pipeline.views import ensure_views
+
+    pipeline = PipelineResource.from_env()
+    pipeline.check_writable()
+    _ = pipeline.config  # a bad profile fails here, before any run
+    layout = pipeline.layout
+    ensure_dagster_home(layout)
+    started = time.monotonic()
+    runs = plan_backfill(args.first, args.last, layout)
+    print(
+        f"backfill {args.first}..{args.last}: {len(runs)} runs over {len({r.month for r in runs})} months "
+        f"(profile {pipeline.profile}, source {pipeline.source}, home {layout.home})",
+        flush=True,
+    )
+    results = execute_plan(runs, args.executor, args.max_concurrent, args.parallel)
+    ensure_views(layout)
+    failed = [r for r in results if r[1] != 0]
+    print(
+        f"backfill {'FAILED' if failed or len(results) < len(runs) else 'done'}: {len(results)}/{len(runs)} runs in "
+        f"{time.monotonic() - started:.0f}s; query the results with DuckDB at {layout.duckdb_path}",
+        flush=True,
+    )
+    return 1 if failed or len(results) < len(runs) else 0
+
+
+def print_report(args) -> int:
+    from factor_pipeline.evaluation_stage import latest_report_table
+    from factor_pipeline.resources import PipelineResource
+    from factor_pipeline.storage import StorageError
+
+    layout = PipelineResource.from_env().layout
+    try:
+        print(latest_report_table(layout))
+    except (StorageError, FileNotFoundError):
+        print(f"no factor report under {layout.reports}: run `factor-pipeline backfill` first", file=sys.stderr)
+        return 1
+    print(f"\nfull report: {layout.reports}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="factor-pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    back = commands.add_parser("backfill", help="materialise every month in a range, with the upstream months it needs")
+    back.add_argument("--from", dest="first", required=True, metavar="YYYY-MM")
+    back.add_argument("--to", dest="last", required=True, metavar="YYYY-MM")
+    back.add_argument("--executor", choices=["multiprocess", "in_process"], default="multiprocess",
+                      help="Dagster executor of each run (default multiprocess)")
+    back.add_argument("--max-concurrent", type=int, default=2, help="steps at once within a multiprocess run (2 to 4)")
+    back.add_argument("--parallel", type=int, default=2, help="runs (months) at once")
+    back.set_defaults(handler=backfill)
+    rep = commands.add_parser("report", help="print the newest factor report (the seed's table)")
+    rep.set_defaults(handler=print_report)
+    one = commands.add_parser("run-partition", help=argparse.SUPPRESS)
+    one.add_argument("--month", required=True)
+    one.add_argument("--assets", required=True)
+    one.add_argument("--executor", default="in_process")
+    one.add_argument("--max-concurrent", type=int, default=2)
+    one.add_argument("--backfill-id", default="manual")
+    one.set_defaults(
+        handler=lambda a: run_partition(a.month, a.assets.split(","), a.executor, a.max_concurrent, a.backfill_id)
+    )
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (partitions.PartitionKeyError, partitions.CalendarHorizonError, ValueError, OSError) as exc:
+        print(f"factor-pipeline: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

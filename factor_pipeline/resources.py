@@ -1,0 +1,56 @@
+"""The one Dagster resource: where the pipeline writes, which market it reads, and which profile it runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from factor_pipeline.config import Config, ConfigError, config_from_env, profile_config
+from factor_pipeline.storage import Layout, StorageError
+
+
+def default_home() -> str:
+    return str(Path(os.environ.get("FACTOR_PIPELINE_HOME", "data")).resolve())
+
+
+class PipelineResource(dg.ConfigurableResource):
+    """FACTOR_PIPELINE_HOME, FACTOR_PIPELINE_SOURCE and FACTOR_PIPELINE_PROFILE (CONTRACTS.md)."""
+
+    home: str
+    source: str = "synthetic"
+    profile: str = "demo"
+    gan_mode: str = ""  # empty: the profile's default
+
+    @classmethod
+    def from_env(cls) -> "PipelineResource":
+        return cls(
+            home=default_home(),
+            source=os.environ.get("FACTOR_PIPELINE_SOURCE", "synthetic"),
+            profile=os.environ.get("FACTOR_PIPELINE_PROFILE", "demo"),
+            gan_mode=os.environ.get("FACTOR_PIPELINE_GAN_MODE", ""),
+        )
+
+    @property
+    def config(self) -> Config:
+        cfg = profile_config(self.profile)
+        return cfg.replace(gan={"mode": self.gan_mode}) if self.gan_mode else cfg
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.home)
+
+    def check_writable(self) -> None:
+        """Fail early, naming the directory, when FACTOR_PIPELINE_HOME cannot be written."""
+        home = Path(self.home)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            probe = home / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageError(f"FACTOR_PIPELINE_HOME={home} is not writable: {exc}") from exc
+
+
+__all__ = ["PipelineResource", "ConfigError", "config_from_env", "default_home"]

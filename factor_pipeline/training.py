@@ -1,0 +1,281 @@
+"""Which data trains the model of a month, and training it once: the glue between samples, GAN and GRU.
+
+Retraining happens at the rebalance of the configured months (the seed: June and December). Every other
+month resolves to the newest training month at or before it. Artefacts are content-addressed: their id
+hashes the configuration, the seed and a fingerprint of the exact training data, so re-materialising a
+month, or materialising it alone, reuses an identical artefact already on disk instead of training again.
+
+No look-ahead: the training window ends at the training month's rebalance date d, and a sample dated t
+enters only if its label's 20th session is on or before d; labels are computed with ``as_of = d``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from factor_pipeline import partitions
+from factor_pipeline.config import Config
+from factor_pipeline.storage import Layout, StorageError, read_parquet
+
+Log = Callable[[str], None]
+
+
+def training_month(month: str, retrain_months: tuple[int, ...]) -> str:
+    """The newest month at or before ``month`` whose calendar month is a retrain month."""
+    period = partitions.parse_month(month)
+    for back in range(12):
+        candidate = period - back
+        if candidate.month in retrain_months:
+            return candidate.strftime("%Y-%m")
+    raise ValueError(f"no retrain month in {retrain_months}")
+
+
+def training_dates(train_month: str, cfg: Config) -> pd.DatetimeIndex:
+    """Cross-section dates of the training window whose labels are fully realised at its rebalance date."""
+    end = partitions.rebalance_date(train_month)
+    start = partitions.session_offset(end, -(cfg.model.train_window_sessions - 1))
+    grid = partitions.training_grid(start, end, cfg.samples.sample_every)
+    horizon = cfg.samples.label_horizon
+    return pd.DatetimeIndex([t for t in grid if partitions.session_offset(t, horizon) <= end])
+
+
+def window_months(train_month: str, cfg: Config) -> list[str]:
+    dates = training_dates(train_month, cfg)
+    return partitions.months_between(partitions.month_of(dates[0]), train_month)
+
+
+def lookback_months(cfg: Config) -> int:
+    """Most months before m whose samples and bars the model of month m reads, over every partition month.
+
+    Computed from the calendar rather than bounded by a rule of thumb, so the partition mappings declare
+    exactly the history a month needs.
+    """
+    months = partitions.months_between(partitions.FIRST_MONTH, partitions.last_complete_month())
+    most = 0
+    for month in months:
+        train_month = training_month(month, cfg.model.retrain_months)
+        try:
+            first = window_months(train_month, cfg)[0]
+        except ValueError:  # a window reaching before the calendar's start
+            continue
+        most = max(most, (partitions.parse_month(month) - partitions.parse_month(first)).n)
+    return most
+
+
+@dataclass
+class TrainingData:
+    train_month: str
+    dates: list[pd.Timestamp]
+    X: list[np.ndarray]  # one [n_d, 40, 18] array per date
+    y: list[np.ndarray]  # labels, z-scored within each date
+    fingerprint: str
+    n_val: int
+    codes: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.dates) - self.n_val
+
+    def train_X(self) -> np.ndarray:
+        return np.concatenate(self.X[: self.n_train])
+
+    def train_y(self) -> np.ndarray:
+        return np.concatenate(self.y[: self.n_train])
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    std = values.std()
+    return ((values - values.mean()) / std).astype(np.float32) if std > 0 else np.zeros_like(values, dtype=np.float32)
+
+
+def read_bars(layout: Layout, months: list[str]) -> pd.DataFrame:
+    frames = [read_parquet(layout.partition("raw_bars/daily", m)) for m in months]
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
+    from factor_pipeline import features
+
+    dates = training_dates(train_month, cfg)
+    months = window_months(train_month, cfg)
+    X_all, samples = features.load_samples(layout.dataset("samples"), months, eligible_only=True)
+    keep = samples["trade_date"].isin(dates).to_numpy()
+    samples = samples.loc[keep].reset_index(drop=True)
+    X_all = X_all[keep]
+    as_of = partitions.rebalance_date(train_month)
+    bars = read_bars(layout, months)
+    labels = features.compute_labels(bars, samples, cfg.samples.label_horizon, as_of).to_numpy(dtype=np.float64)
+    known = np.isfinite(labels)
+    samples, X_all, labels = samples.loc[known].reset_index(drop=True), X_all[known], labels[known]
+    if len(samples) == 0:
+        raise StorageError(f"no labelled training samples for {train_month}: materialise the samples of {months}")
+
+    digest = hashlib.sha256()
+    grouped_X, grouped_y, grouped_codes, used_dates = [], [], [], []
+    for date, rows in samples.groupby("trade_date", sort=True).indices.items():
+        if len(rows) < 3:
+            continue  # a correlation needs at least three names
+        X_d, y_d = np.ascontiguousarray(X_all[rows], dtype=np.float32), labels[rows]
+        codes = samples["ts_code"].to_numpy()[rows]
+        grouped_X.append(X_d)
+        grouped_y.append(_zscore(y_d))
+        grouped_codes.append(codes)
+        used_dates.append(pd.Timestamp(date))
+        digest.update(str(date).encode())
+        digest.update("|".join(codes).encode())
+        digest.update(X_d.tobytes())
+        digest.update(y_d.tobytes())
+    n_val = max(1, int(round(len(used_dates) * cfg.model.val_fraction)))
+    if len(used_dates) - n_val < 1:
+        raise StorageError(f"only {len(used_dates)} training dates for {train_month}: too few for a train/validation split")
+    return TrainingData(train_month, used_dates, grouped_X, grouped_y, digest.hexdigest()[:16], n_val, grouped_codes)
+
+
+def _artifact_id(kind: str, train_month: str, cfg: Config, data_fingerprint: str, *parts: str) -> str:
+    payload = "|".join([kind, train_month, cfg.fingerprint("samples", "gan", "model"), data_fingerprint, *parts])
+    return f"{train_month}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class GanArtifact:
+    gan_id: str | None
+    path: Path | None
+    sidecar: dict
+    trained: bool
+
+
+def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print) -> GanArtifact:
+    """Train the GAN stage for this training window, or reuse the identical one on disk."""
+    from factor_pipeline import gan, model
+
+    if cfg.gan.mode == "off":
+        return GanArtifact(None, None, {"mode": "off"}, False)
+    gan_id = _artifact_id("gan", data.train_month, cfg, data.fingerprint)
+    path = layout.gan_models / f"{gan_id}.pt"
+    expected = {"gan_id": gan_id}
+    if path.exists() and path.with_suffix(".json").exists():
+        try:
+            _, sidecar = gan.load_gan(path, expected=expected)
+            return GanArtifact(gan_id, path, sidecar, False)
+        except model.CheckpointError as exc:
+            log(f"retraining the GAN: the stored one is unusable ({exc})")
+    X = data.train_X()
+    y = data.train_y() if cfg.gan.mode == "augment" else None
+    result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log)
+    fake = (
+        gan.generate(result, cfg.gan, min(len(X), 2048), seed=cfg.model.seed)[0]
+        if cfg.gan.mode == "augment"
+        else gan.transform(result, cfg.gan, X[:2048])
+    )
+    from factor_pipeline.features import FEATURE_NAMES
+
+    similarity = gan.similarity_table(X[:2048], fake, FEATURE_NAMES)
+    sidecar = {
+        "gan_id": gan_id,
+        "train_month": data.train_month,
+        "mode": cfg.gan.mode,
+        "gan_config": cfg.to_dict()["gan"],
+        "seed": cfg.model.seed,
+        "data_fingerprint": data.fingerprint,
+        "n_train_samples": int(len(X)),
+        "steps_run": result.steps_run,
+        "stop_reason": result.stop_reason,
+        "g_loss": result.g_loss,
+        "d_loss": result.d_loss,
+        "similarity": similarity.reset_index().to_dict(orient="records"),
+        "versions": model.package_versions(),
+    }
+    gan.save_gan(path, result, sidecar)
+    return GanArtifact(gan_id, path, sidecar, True)
+
+
+def load_generator(layout: Layout, gan_id: str) -> dict:
+    from factor_pipeline import gan
+
+    state, _ = gan.load_gan(layout.gan_models / f"{gan_id}.pt", expected={"gan_id": gan_id})
+    return state
+
+
+def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact, layout: Layout):
+    from factor_pipeline import gan
+
+    X, y = list(data.X), list(data.y)
+    if cfg.gan.mode == "transform":
+        state = load_generator(layout, gan_artifact.gan_id)
+        X = [gan.transform(state, cfg.gan, x) for x in X]
+    train = list(zip(X[: data.n_train], y[: data.n_train]))
+    val = list(zip(X[data.n_train :], y[data.n_train :]))
+    if cfg.gan.mode == "augment" and cfg.gan.augment_ratio > 0:
+        state = load_generator(layout, gan_artifact.gan_id)
+        n_real = sum(len(b[1]) for b in train)
+        X_gen, y_gen = gan.generate(state, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
+        # Generated samples have no date; spread them evenly over the training dates' batches.
+        for i, chunk in enumerate(np.array_split(np.arange(len(y_gen)), len(train))):
+            X_d, y_d = train[i]
+            train[i] = (np.concatenate([X_d, X_gen[chunk]]), np.concatenate([y_d, y_gen[chunk]]))
+    return train, val
+
+
+@dataclass
+class CheckpointArtifact:
+    checkpoint_id: str
+    path: Path
+    sidecar: dict
+    trained: bool
+
+
+def ensure_checkpoint(
+    layout: Layout, data: TrainingData, cfg: Config, gan_artifact: GanArtifact, log: Log = print
+) -> CheckpointArtifact:
+    """Train the GRU on this window (with the GAN stage's output), or reuse the identical checkpoint on disk."""
+    from factor_pipeline import model
+    from factor_pipeline.features import FEATURE_NAMES
+
+    checkpoint_id = _artifact_id("gru", data.train_month, cfg, data.fingerprint, gan_artifact.gan_id or "off")
+    path = layout.checkpoints / f"{checkpoint_id}.pt"
+    if path.exists() and path.with_suffix(".json").exists():
+        try:
+            _, sidecar = model.load_checkpoint(path, expected={"checkpoint_id": checkpoint_id})
+            return CheckpointArtifact(checkpoint_id, path, sidecar, False)
+        except model.CheckpointError as exc:
+            log(f"retraining: the stored checkpoint is unusable ({exc})")
+    train, val = _training_batches(data, cfg, gan_artifact, layout)
+    result = model.train_gru(train, val, cfg.model, n_features=len(FEATURE_NAMES), seed=cfg.model.seed, log=log)
+    sidecar = {
+        "checkpoint_id": checkpoint_id,
+        "train_month": data.train_month,
+        "config": cfg.to_dict(),
+        "model_config": cfg.to_dict()["model"],
+        "gan_mode": cfg.gan.mode,
+        "gan_id": gan_artifact.gan_id,
+        "seed": cfg.model.seed,
+        "data_fingerprint": data.fingerprint,
+        "train_dates": [str(d.date()) for d in data.dates[: data.n_train]],
+        "validation_dates": [str(d.date()) for d in data.dates[data.n_train :]],
+        "n_train_samples": int(sum(len(b[1]) for b in train)),
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_val_ic": result.best_val_ic,
+        "train_loss": result.train_loss,
+        "val_ic": result.val_ic,
+        "versions": model.package_versions(),
+    }
+    model.save_checkpoint(path, result.state_dict, sidecar)
+    return CheckpointArtifact(checkpoint_id, path, sidecar, True)
+
+
+def predict_month(layout: Layout, X: np.ndarray, checkpoint_id: str, cfg: Config) -> np.ndarray:
+    """pRet of the samples X with the given checkpoint (after the GAN transform in transform mode)."""
+    from factor_pipeline import gan, model
+    from factor_pipeline.features import FEATURE_NAMES
+
+    state, sidecar = model.load_checkpoint(layout.checkpoints / f"{checkpoint_id}.pt", expected={"checkpoint_id": checkpoint_id})
+    if sidecar.get("gan_mode") == "transform":
+        X = gan.transform(load_generator(layout, sidecar["gan_id"]), cfg.gan, X)
+    return model.predict(state, X, cfg.model, n_features=len(FEATURE_NAMES))

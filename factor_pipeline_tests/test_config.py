@@ -1,0 +1,42 @@
+import pytest
+
+from factor_pipeline.config import ConfigError, profile_config
+
+
+def test_full_profile_is_the_seed_exactly():
+    cfg = profile_config("full")
+    assert cfg.model.gru_hidden == (128, 128)
+    assert cfg.model.mlp_hidden == (256, 64, 64)
+    assert cfg.model.lr == 1e-4
+    assert (cfg.model.max_epochs, cfg.model.patience) == (50, 10)
+    assert cfg.model.train_window_sessions == 400
+    assert cfg.samples.sample_every == 5 and cfg.model.val_fraction == 0.2
+    assert (cfg.samples.seq_len, cfg.samples.n_features, cfg.samples.label_horizon) == (40, 18, 20)
+    assert cfg.model.retrain_months == (6, 12)
+
+
+@pytest.mark.parametrize(
+    "section, values, field",
+    [
+        ("model", {"lr": 2.0}, "model.lr"),
+        ("model", {"val_fraction": 1.0}, "model.val_fraction"),
+        ("gan", {"mode": "sideways"}, "gan.mode"),
+        ("factor", {"n_groups": 1}, "factor.n_groups"),
+        ("model", {"retrain_months": (13,)}, "model.retrain_months"),
+    ],
+)
+def test_out_of_range_values_name_the_field(section, values, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        profile_config("demo").replace(**{section: values})
+
+
+def test_unknown_profile_is_rejected():
+    with pytest.raises(ConfigError, match="FACTOR_PIPELINE_PROFILE"):
+        profile_config("huge")
+
+
+def test_fingerprint_changes_with_the_section_it_covers():
+    cfg = profile_config("demo")
+    other = cfg.replace(model={"seed": 8})
+    assert cfg.fingerprint("model") != other.fingerprint("model")
+    assert cfg.fingerprint("market") == other.fingerprint("market")

@@ -1,0 +1,55 @@
+import pandas as pd
+import pytest
+
+from factor_pipeline import partitions
+
+
+def test_rebalance_date_is_the_last_session_of_the_month():
+    assert partitions.rebalance_date("2024-02") == pd.Timestamp("2024-02-29")
+    # The Spring Festival closes the market for the last days of January 2025.
+    assert partitions.rebalance_date("2025-01") == pd.Timestamp("2025-01-27")
+    assert partitions.rebalance_date("2024-09") == pd.Timestamp("2024-09-30")
+
+
+def test_sessions_skip_holidays():
+    october = partitions.month_sessions("2024-10")
+    assert pd.Timestamp("2024-10-01") not in october  # National Day week
+    assert pd.Timestamp("2024-10-08") in october
+    assert 235 <= len(partitions.sessions_between("2024-01-01", "2024-12-31")) <= 245
+
+
+def test_past_the_calendar_horizon_fails_clearly():
+    with pytest.raises(partitions.CalendarHorizonError, match="horizon"):
+        partitions.rebalance_date("2027-01")
+    with pytest.raises(partitions.CalendarHorizonError):
+        partitions.session_offset("2026-12-30", 20)
+
+
+@pytest.mark.parametrize("key", ["2024-13", "2024-1", "24-01", "2024/01", "", None])
+def test_malformed_partition_keys_are_rejected(key):
+    with pytest.raises(partitions.PartitionKeyError):
+        partitions.parse_month(key)
+
+
+def test_session_offset_counts_trading_days():
+    assert partitions.session_offset("2025-01-27", 1) == pd.Timestamp("2025-02-05")
+    assert partitions.session_offset("2025-02-05", -1) == pd.Timestamp("2025-01-27")
+    with pytest.raises(ValueError, match="not an XSHG session"):
+        partitions.session_offset("2025-01-28", 1)
+
+
+def test_training_grid_is_anchored_and_sample_dates_include_the_rebalance_date():
+    grid = partitions.training_grid("2024-01-01", "2024-12-31", 5)
+    positions = partitions.all_sessions().get_indexer(grid)
+    assert (positions % 5 == 0).all()
+    dates = partitions.sample_dates("2024-03", 5)
+    assert dates[-1] == partitions.rebalance_date("2024-03")
+    assert set(partitions.training_grid("2024-03-01", "2024-03-31", 5)) <= set(dates)
+
+
+def test_dagster_partitions_start_early_enough_and_stop_at_the_horizon():
+    keys = partitions.monthly_partitions().get_partition_keys()
+    assert keys[0] == partitions.FIRST_MONTH
+    # An evaluation from 2019-02 has two years of history behind it.
+    assert pd.Period(keys[0], "M") <= pd.Period("2017-02", "M")
+    assert keys[-1] <= partitions.last_complete_month()
