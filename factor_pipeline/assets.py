@@ -2,21 +2,20 @@
 
 
 import base64
+import warnings
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
 from factor_pipeline import checks, partitions, training
-from factor_pipeline.config import profile_config
 from factor_pipeline.resources import PipelineResource
 from factor_pipeline.storage import Layout, StorageError, read_json, read_parquet, write_json, write_parquet
 from factor_pipeline.views import ensure_views
 
 monthly = partitions.monthly_partitions()
 # Lookbacks are properties of the code (features) and of the profile (the training window).
-_PROFILE_CFG = PipelineResource.from_env().config
-MODEL_LOOKBACK = training.lookback_months(_PROFILE_CFG)
+MODEL_LOOKBACK = training.lookback_months(PipelineResource.from_env().config)
 FEATURE_LOOKBACK = 2
 SEQUENCE_LOOKBACK = 3
 REVERSAL_LOOKBACK = 2
@@ -25,14 +24,18 @@ REVERSAL_LOOKBACK = 2
 io_retry = dg.RetryPolicy(max_retries=2, delay=5)
 
 
-def _history(asset: str, months_back: int, months_forward: int = 0, optional_future: bool = False) -> dg.AssetIn:
-    return dg.AssetIn(
-        key=asset,
-        partition_mapping=dg.TimeWindowPartitionMapping(
+def _history(asset: str, months_back: int, months_forward: int = 0) -> dg.AssetIn:
+    """Months m-back..m+forward of an upstream asset; months before the first partition simply do not exist."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        mapping = dg.TimeWindowPartitionMapping(
             start_offset=-months_back,
             end_offset=months_forward,
             allow_nonexistent_upstream_partitions=True,
-        ),
+        )
+    return dg.AssetIn(
+        key=asset,
+        partition_mapping=mapping,
         dagster_type=dg.Nothing,
     )
 

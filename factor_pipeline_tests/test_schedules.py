@@ -1,0 +1,47 @@
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from factor_pipeline.definitions import defs
+from factor_pipeline.partitions import rebalance_date
+from factor_pipeline.schedules import monthly_evaluation_schedule, monthly_factor_schedule
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _tick(schedule, when):
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+        )
+        return schedule.evaluate_tick(context).run_requests
+
+
+@pytest.mark.parametrize(
+    "tick, month",
+    [
+        (dt.datetime(2024, 3, 1, 6, tzinfo=SHANGHAI), "2024-02"),
+        # January 2025's last calendar days are Spring Festival holidays: the tick still targets January.
+        (dt.datetime(2025, 2, 1, 6, tzinfo=SHANGHAI), "2025-01"),
+        (dt.datetime(2025, 1, 1, 6, tzinfo=SHANGHAI), "2024-12"),
+    ],
+)
+def test_factor_schedule_targets_the_month_just_ended(tick, month):
+    requests = _tick(monthly_factor_schedule, tick)
+    assert [r.partition_key for r in requests] == [month]
+    # Its last session closed before the tick, so its data can exist.
+    assert rebalance_date(month).date() < tick.date()
+
+
+def test_evaluation_schedule_targets_the_month_whose_holding_period_ended():
+    requests = _tick(monthly_evaluation_schedule, dt.datetime(2025, 2, 1, 9, tzinfo=SHANGHAI))
+    assert [r.partition_key for r in requests] == ["2024-12"]
+
+
+def test_schedules_run_in_shanghai_time_and_are_registered():
+    assert monthly_factor_schedule.execution_timezone == "Asia/Shanghai"
+    assert monthly_factor_schedule.cron_schedule == "0 6 1 * *"
+    names = {s.name for s in defs.schedules}
+    assert names == {"monthly_factor_schedule", "monthly_evaluation_schedule"}

@@ -1,0 +1,37 @@
+import pandas as pd
+import pytest
+
+from factor_pipeline import partitions, training
+from factor_pipeline.config import profile_config
+
+
+@pytest.mark.parametrize("month, expected", [("2024-06", "2024-06"), ("2024-05", "2023-12"), ("2024-01", "2023-12"), ("2024-12", "2024-12")])
+def test_each_month_resolves_to_the_newest_retrain_month(month, expected):
+    assert training.training_month(month, (6, 12)) == expected
+
+
+@pytest.mark.parametrize("profile", ["smoke", "demo", "full"])
+def test_training_labels_are_realised_by_the_training_date(profile):
+    cfg = profile_config(profile)
+    end = partitions.rebalance_date("2024-06")
+    dates = training.training_dates("2024-06", cfg)
+    assert len(dates) >= 4
+    for t in dates:
+        assert partitions.session_offset(t, cfg.samples.label_horizon) <= end
+    # The window is the last train_window_sessions sessions, one cross-section every sample_every sessions.
+    first_allowed = partitions.session_offset(end, -(cfg.model.train_window_sessions - 1))
+    assert dates[0] >= first_allowed
+    assert all(b - a >= pd.Timedelta(days=5) for a, b in zip(dates, dates[1:]))
+
+
+def test_full_profile_has_about_eighty_dates_as_the_seed():
+    dates = training.training_dates("2024-06", profile_config("full"))
+    assert 70 <= len(dates) <= 80
+
+
+def test_lookback_covers_every_training_window():
+    cfg = profile_config("demo")
+    lookback = training.lookback_months(cfg)
+    for month in partitions.months_between("2019-01", "2026-10"):
+        first = training.window_months(training.training_month(month, cfg.model.retrain_months), cfg)[0]
+        assert partitions.parse_month(first) >= partitions.parse_month(month) - lookback
