@@ -1,0 +1,35 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "factor_pipeline.cli"]
+
+
+def pipeline_env(home: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACTOR_PIPELINE_", "DAGSTER_"))}
+    env.update(
+        FACTOR_PIPELINE_HOME=str(home),
+        FACTOR_PIPELINE_PROFILE="smoke",
+        FACTOR_PIPELINE_SOURCE="synthetic",
+        DAGSTER_HOME=str(home / "dagster"),
+        **extra,
+    )
+    return env
+
+
+def run_cli(args: list[str], env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_backfill(tmp_path_factory):
+    """One smoke-profile backfill through the CLI and the Dagster instance, shared by the end-to-end tests."""
+    home = tmp_path_factory.mktemp("pipeline_home")
+    env = pipeline_env(home)
+    result = run_cli(["backfill", "--from", "2024-05", "--to", "2024-07", "--executor", "in_process"], env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    return home, env, result
