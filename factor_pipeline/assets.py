@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from factor_pipeline import checks, partitions, training
+from factor_pipeline.executors import TRAINING_OP_TAGS
 from factor_pipeline.resources import PipelineResource
 from factor_pipeline.storage import Layout, StorageError, read_json, read_parquet, write_json, write_parquet
 from factor_pipeline.views import ensure_views
@@ -157,6 +158,7 @@ _model_history = {
     kinds={"pytorch"},
     ins=_model_history,
     pool="gpu",
+    op_tags=TRAINING_OP_TAGS,
 )
 def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The GAN stage of the month's model: an LSTM generator and CNN discriminator trained on its training window."""
@@ -187,6 +189,7 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     kinds={"pytorch"},
     ins={"gan_sequences": dg.AssetIn(dagster_type=dg.Nothing), **_model_history},
     pool="gpu",
+    op_tags=TRAINING_OP_TAGS,
 )
 def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The GRU(128,128)+MLP(256,64,64) checkpoint behind the month's factor: trained at a retrain month, else the newest one."""

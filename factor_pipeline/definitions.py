@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from factor_pipeline.assets import ALL_ASSETS
+from factor_pipeline.executors import executor_from_env
 from factor_pipeline.resources import PipelineResource
 from factor_pipeline.schedules import ALL_JOBS, ALL_SCHEDULES
 
@@ -13,6 +14,7 @@ defs = dg.Definitions(
     jobs=ALL_JOBS,
     schedules=ALL_SCHEDULES,
     resources={"pipeline": PipelineResource.from_env()},
+    executor=executor_from_env(),
 )
 
 

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +35,41 @@ def load_sql(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+# Fault injection for the crash tests: a process whose FACTOR_PIPELINE_FAILPOINT is a substring of the
+# path being written kills itself with SIGKILL after writing the temporary file, before the rename.
+FAILPOINT_ENV = "FACTOR_PIPELINE_FAILPOINT"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files a killed writer left beside ``path`` (harmless to readers, but litter)."""
+    for leftover in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path):
     """Yield a temporary path beside ``path``; on success fsync and rename it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
+        failpoint = os.environ.get(FAILPOINT_ENV)
+        if failpoint and failpoint in str(path):
+            os.kill(os.getpid(), signal.SIGKILL)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

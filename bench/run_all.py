@@ -1,0 +1,91 @@
+"""Run every benchmark in bench/ in its own process, then write bench/results/latest.json and latest.md.
+
+Each bench_*.py prints one JSON object on its last stdout line. Speed figures are ratios measured in the
+same run on the same machine (against a float32 matmul peak, or a straightforward pandas/PyTorch
+baseline doing the same work), because absolute times on shared machines drift.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+ORDER = ["bench_market", "bench_features", "bench_model", "bench_pipeline", "bench_quality"]
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def run(name: str, args: list[str]) -> dict:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *args], capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:], "wall_seconds": elapsed}
+    lines = [line for line in proc.stdout.splitlines() if line.strip().startswith("{")]
+    result = json.loads(lines[-1])
+    result["wall_seconds"] = round(elapsed, 1)
+    return result
+
+
+def to_markdown(results: dict) -> str:
+    lines = [f"# Benchmark results\n", f"Machine: {json.dumps(results['machine'])}\n"]
+    for name, figures in results["benchmarks"].items():
+        lines.append(f"\n## {name}\n")
+        lines.append("| figure | value |\n|---|---|")
+        for key, value in _flatten(figures):
+            lines.append(f"| {key} | {value} |")
+    return "\n".join(lines) + "\n"
+
+
+def _flatten(obj, prefix=""):
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _flatten(value, f"{prefix}{key}." if not isinstance(value, (int, float, str, bool, type(None))) else f"{prefix}{key}")
+    elif isinstance(obj, list):
+        yield prefix.rstrip("."), json.dumps(obj)
+    else:
+        yield prefix.rstrip("."), f"{obj:.4g}" if isinstance(obj, float) else obj
+
+
+def main() -> None:
+    only = sys.argv[1:]
+    results = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "benchmarks": {}}
+    for name in ORDER:
+        if (BENCH / f"{name}.py").exists() and (not only or name in only):
+            print(f"running {name} ...", flush=True)
+            results["benchmarks"][name] = run(name, [])
+            print(json.dumps(results["benchmarks"][name])[:400], flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "latest.md").write_text(to_markdown(results))
+    print(f"wrote {RESULTS / 'latest.json'} and latest.md")
+
+
+if __name__ == "__main__":
+    main()
