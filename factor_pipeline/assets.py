@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from factor_pipeline import checks, partitions, training
+from factor_pipeline import features as feature_stage
 from factor_pipeline.executors import TRAINING_OP_TAGS
 from factor_pipeline.resources import PipelineResource
 from factor_pipeline.storage import Layout, StorageError, read_json, read_parquet, write_json, write_parquet
@@ -17,8 +18,6 @@ from factor_pipeline.views import ensure_views
 monthly = partitions.monthly_partitions()
 # Lookbacks are properties of the code (features) and of the profile (the training window).
 MODEL_LOOKBACK = training.lookback_months(PipelineResource.from_env().config)
-FEATURE_LOOKBACK = 2
-SEQUENCE_LOOKBACK = 3
 REVERSAL_LOOKBACK = 2
 
 # Reading and writing local files can fail transiently (NFS, a full disk being cleaned); bad data cannot.
@@ -91,14 +90,12 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     partitions_def=monthly,
     group_name="features",
     kinds={"duckdb", "parquet"},
-    ins={"raw_bars": _history("raw_bars", FEATURE_LOOKBACK)},
+    ins={"raw_bars": _history("raw_bars", feature_stage.FEATURE_LOOKBACK_MONTHS)},
     retry_policy=io_retry,
     check_specs=[checks.FEATURES_CHECK],
 )
 def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The 18 daily volume-price features of every stock and traded day of the month, computed in DuckDB on adjusted prices."""
-    from factor_pipeline import features as feature_stage
-
     month = context.partition_key
     layout = pipeline.layout
     daily = _read_months(layout, "raw_bars/daily", _months(month, feature_stage.FEATURE_LOOKBACK_MONTHS))
@@ -116,7 +113,7 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     group_name="features",
     kinds={"numpy", "parquet"},
     ins={
-        "features": _history("features", SEQUENCE_LOOKBACK),
+        "features": _history("features", feature_stage.SEQUENCE_LOOKBACK_MONTHS),
         "raw_bars": _history("raw_bars", 1),
     },
     retry_policy=io_retry,
@@ -124,8 +121,6 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
 )
 def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """Every listed stock on the month's sample dates: universe flags and its preprocessed 40 x 18 sequence."""
-    from factor_pipeline import features as feature_stage
-
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
     history = _read_months(layout, "features", _months(month, feature_stage.SEQUENCE_LOOKBACK_MONTHS))
@@ -243,7 +238,7 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
 )
 def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """pRet of every eligible stock on the rebalance date, with the 20-day reversal and GAN-off baselines beside it."""
-    from factor_pipeline import factor, features as feature_stage
+    from factor_pipeline import factor
 
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
