@@ -20,8 +20,9 @@ monthly = partitions.monthly_partitions()
 MODEL_LOOKBACK = training.lookback_months(PipelineResource.from_env().config)
 REVERSAL_LOOKBACK = 2
 
-# Reading and writing local files can fail transiently (NFS, a full disk being cleaned); bad data cannot.
-io_retry = dg.RetryPolicy(max_retries=2, delay=5)
+# Only I/O on the source can fail transiently (a network filesystem, a file still being copied); bad data,
+# missing upstream months and training cannot, so nothing else retries.
+TRANSIENT_IO_RETRIES = 2
 
 
 def _history(asset: str, months_back: int, months_forward: int = 0) -> dg.AssetIn:
@@ -63,7 +64,6 @@ def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> No
     partitions_def=monthly,
     group_name="market",
     kinds={"parquet"},
-    retry_policy=io_retry,
     check_specs=[checks.RAW_BARS_CHECK],
 )
 def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
@@ -73,8 +73,13 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     month = context.partition_key
     pipeline.check_writable()
     layout = pipeline.layout
-    cache = market_data.load_source(pipeline.source, pipeline.config, layout.source_cache)
-    frames = market_data.read_month(cache, month)
+    try:
+        cache = market_data.load_source(pipeline.source, pipeline.config, layout.source_cache)
+        frames = market_data.read_month(cache, month)
+    except (FileNotFoundError, NotADirectoryError, PermissionError, market_data.InputValidationError):
+        raise
+    except OSError as exc:
+        raise dg.RetryRequested(max_retries=TRANSIENT_IO_RETRIES, seconds_to_wait=5) from exc
     write_parquet(frames.daily.assign(month=month), layout.partition("raw_bars/daily", month))
     write_parquet(frames.stocks.assign(month=month), layout.partition("raw_bars/stocks", month))
     if frames.truth is not None:
@@ -91,7 +96,6 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     group_name="features",
     kinds={"duckdb", "parquet"},
     ins={"raw_bars": _history("raw_bars", feature_stage.FEATURE_LOOKBACK_MONTHS)},
-    retry_policy=io_retry,
     check_specs=[checks.FEATURES_CHECK],
 )
 def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
@@ -116,7 +120,6 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
         "features": _history("features", feature_stage.SEQUENCE_LOOKBACK_MONTHS),
         "raw_bars": _history("raw_bars", 1),
     },
-    retry_policy=io_retry,
     check_specs=[checks.SAMPLES_CHECK],
 )
 def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:

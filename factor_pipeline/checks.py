@@ -83,6 +83,7 @@ def check_pret(table: pd.DataFrame, month: str) -> dg.AssetCheckResult:
     values = table["pret"].to_numpy(dtype=float)
     if not np.isfinite(values).all():
         problems.append(f"{int((~np.isfinite(values)).sum())} non-finite pRet values")
-    if len(values) > 1 and np.nanstd(values) == 0:
+    finite = values[np.isfinite(values)]
+    if len(finite) > 1 and finite.std() == 0:
         problems.append("pRet is constant across stocks")
     return _result(PRET_CHECK, problems, stocks=len(table))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from factor_pipeline import partitions
-from factor_pipeline.storage import Layout
+from factor_pipeline.storage import Layout, StorageError
 
 STAGES = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
 MODEL_STAGES = {"gan_sequences", "gru_checkpoint"}
@@ -74,6 +74,7 @@ def plan_backfill(first: str, last: str, layout: Layout) -> list[PlannedRun]:
     graph = defs.resolve_asset_graph()
     valid = set(graph.get(dg.AssetKey("raw_bars")).partitions_def.get_partition_keys())
     requested = partitions.months_between(first, last)
+    partitions.check_within_horizon(partitions.parse_month(last).end_time.normalize())
     outside = [m for m in requested if m not in valid]
     if outside:
         raise partitions.PartitionKeyError(
@@ -191,6 +192,8 @@ def backfill(args) -> int:
     from factor_pipeline.views import ensure_views
 
     pipeline = PipelineResource.from_env()
+    if pipeline.source != "synthetic" and not Path(pipeline.source).is_dir():
+        raise FileNotFoundError(f"FACTOR_PIPELINE_SOURCE={pipeline.source} is not a directory of input files")
     pipeline.check_writable()
     _ = pipeline.config  # a bad profile fails here, before any run
     layout = pipeline.layout
@@ -216,7 +219,6 @@ def backfill(args) -> int:
 def print_report(args) -> int:
     from factor_pipeline.evaluation_stage import latest_report_table
     from factor_pipeline.resources import PipelineResource
-    from factor_pipeline.storage import StorageError
 
     layout = PipelineResource.from_env().layout
     try:
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (partitions.PartitionKeyError, partitions.CalendarHorizonError, ValueError, OSError) as exc:
+    except (partitions.PartitionKeyError, partitions.CalendarHorizonError, ValueError, OSError, StorageError) as exc:
         print(f"factor-pipeline: {exc}", file=sys.stderr)
         return 2
 

@@ -41,7 +41,7 @@ VIEWS = (
     ("truth.expected_return", "create_view_truth_expected_return", ("raw_truth",), ()),
     ("features.daily", "create_view_features_daily", ("features",), ()),
     ("features.samples", "create_view_features_samples", ("samples",), ("raw.daily_bars", "raw.sessions")),
-    ("factor.pret", "create_view_factor_pret", ("factor",), ()),
+    ("main.pret", "create_view_factor_pret", ("factor",), ()),
     ("eval.ic", "create_view_eval_ic", ("eval_ic",), ()),
     ("eval.portfolio", "create_view_eval_portfolio", ("eval_portfolio",), ()),
     ("eval.industry_ic", "create_view_eval_industry_ic", ("eval_industry_ic",), ()),
