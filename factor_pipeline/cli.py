@@ -102,6 +102,11 @@ def plan_backfill(first: str, last: str, layout: Layout) -> list[PlannedRun]:
                 todo.append(parent)
     for node, deps in needed.items():
         needed[node] = {d for d in deps if d in needed}
+    # A report covers every evaluated month up to its own, so it waits for all of them, not only its own.
+    evaluations = {node for node in needed if node[0] == "factor_evaluation"}
+    for node in needed:
+        if node[0] == "factor_report":
+            needed[node] |= {e for e in evaluations if e[1] <= node[1]}
 
     runs: list[PlannedRun] = []
     done: set[tuple[str, str]] = set()
