@@ -51,6 +51,14 @@ def ensure_dagster_home(layout: Layout) -> Path:
     if source.exists() and (not target.exists() or target.read_bytes() != source.read_bytes()):
         shutil.copyfile(source, target)
     os.environ["DAGSTER_HOME"] = str(home)
+    # Create the instance's SQLite storages here, once: run processes starting together on a fresh
+    # DAGSTER_HOME would otherwise each stamp the schema and corrupt its version table.
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
+        instance.fetch_materializations(dg.AssetKey("raw_bars"), limit=1)
+        instance.all_instigator_state()
     return home
 
 

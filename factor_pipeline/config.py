@@ -73,6 +73,7 @@ class ModelConfig:
     retrain_months: tuple[int, ...] = (6, 12)  # June and December rebalances
     seed: int = 7
     device: str = "auto"  # "auto": CUDA when present, else CPU
+    num_threads: int = 0  # CPU threads for training and inference; 0 = PyTorch's default (all cores)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ def _demo() -> Config:
             max_epochs=15,
             patience=4,
             train_window_sessions=240,
+            num_threads=1,
         ),
     )
 
@@ -152,6 +154,7 @@ def _smoke() -> Config:
             max_epochs=4,
             patience=2,
             train_window_sessions=120,
+            num_threads=1,
         ),
         factor=FactorConfig(gan_off_baseline=False),
     )
@@ -209,6 +212,7 @@ def validate(cfg: Config) -> None:
         f"model.retrain_months={cfg.model.retrain_months} must be months 1..12",
     )
     _require(len(cfg.model.gru_hidden) >= 1 and all(h >= 1 for h in cfg.model.gru_hidden), "model.gru_hidden")
+    _require(cfg.model.num_threads >= 0, "model.num_threads must be 0 (all cores) or more")
     _require(cfg.model.device in ("auto", "cpu", "cuda"), f"model.device={cfg.model.device!r} is not auto/cpu/cuda")
     _require(cfg.factor.n_groups >= 2, f"factor.n_groups={cfg.factor.n_groups} must be at least 2")
     _require(0 < cfg.factor.industry_top_fraction <= 1, "factor.industry_top_fraction must be in (0, 1]")

@@ -11,6 +11,7 @@ enters only if its label's 20th session is on or before d; labels are computed w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,22 @@ from factor_pipeline.config import Config
 from factor_pipeline.storage import Layout, StorageError, read_parquet
 
 Log = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with ``n`` CPU threads (0 = leave PyTorch's default); the thread count is part of the config
+    because it is part of what makes a CPU checkpoint bit-reproducible, and small models on a shared
+    2-core machine train several times faster on one thread."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def training_month(month: str, retrain_months: tuple[int, ...]) -> str:
@@ -167,12 +184,13 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
             log(f"retraining the GAN: the stored one is unusable ({exc})")
     X = data.train_X()
     y = data.train_y() if cfg.gan.mode == "augment" else None
-    result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log)
-    fake = (
-        gan.generate(result, cfg.gan, min(len(X), 2048), seed=cfg.model.seed)[0]
-        if cfg.gan.mode == "augment"
-        else gan.transform(result, cfg.gan, X[:2048])
-    )
+    with torch_threads(cfg.model.num_threads):
+        result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log)
+        fake = (
+            gan.generate(result, cfg.gan, min(len(X), 2048), seed=cfg.model.seed)[0]
+            if cfg.gan.mode == "augment"
+            else gan.transform(result, cfg.gan, X[:2048])
+        )
     from factor_pipeline.features import FEATURE_NAMES
 
     similarity = gan.similarity_table(X[:2048], fake, FEATURE_NAMES)
@@ -245,8 +263,9 @@ def ensure_checkpoint(
             return CheckpointArtifact(checkpoint_id, path, sidecar, False)
         except model.CheckpointError as exc:
             log(f"retraining: the stored checkpoint is unusable ({exc})")
-    train, val = _training_batches(data, cfg, gan_artifact, layout)
-    result = model.train_gru(train, val, cfg.model, n_features=len(FEATURE_NAMES), seed=cfg.model.seed, log=log)
+    with torch_threads(cfg.model.num_threads):
+        train, val = _training_batches(data, cfg, gan_artifact, layout)
+        result = model.train_gru(train, val, cfg.model, n_features=len(FEATURE_NAMES), seed=cfg.model.seed, log=log)
     sidecar = {
         "checkpoint_id": checkpoint_id,
         "train_month": data.train_month,
@@ -276,6 +295,7 @@ def predict_month(layout: Layout, X: np.ndarray, checkpoint_id: str, cfg: Config
     from factor_pipeline.features import FEATURE_NAMES
 
     state, sidecar = model.load_checkpoint(layout.checkpoints / f"{checkpoint_id}.pt", expected={"checkpoint_id": checkpoint_id})
-    if sidecar.get("gan_mode") == "transform":
-        X = gan.transform(load_generator(layout, sidecar["gan_id"]), cfg.gan, X)
-    return model.predict(state, X, cfg.model, n_features=len(FEATURE_NAMES))
+    with torch_threads(cfg.model.num_threads):
+        if sidecar.get("gan_mode") == "transform":
+            X = gan.transform(load_generator(layout, sidecar["gan_id"]), cfg.gan, X)
+        return model.predict(state, X, cfg.model, n_features=len(FEATURE_NAMES))

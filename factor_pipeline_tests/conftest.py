@@ -33,3 +33,14 @@ def smoke_backfill(tmp_path_factory):
     result = run_cli(["backfill", "--from", "2024-05", "--to", "2024-07", "--executor", "in_process"], env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
     return home, env, result
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models: one thread avoids OpenMP barrier stalls on a shared machine (5x faster here)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -28,13 +28,7 @@ SMOKE = GanConfig(steps=30, noise_dim=8, generator_hidden=16, discriminator_chan
 NAMES = [f"f{i}" for i in range(18)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread avoids OpenMP barrier stalls on a shared machine (5x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def ar1_windows(n=400, phi=0.8, seed=0):

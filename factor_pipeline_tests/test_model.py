@@ -26,13 +26,7 @@ from factor_pipeline.model import (
 SMOKE = ModelConfig(gru_hidden=(16, 16), mlp_hidden=(32, 16, 16), lr=3e-3, max_epochs=6, patience=3, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread avoids OpenMP barrier stalls on a shared machine (5x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def planted_days(n_dates=20, n=200, seed=0, signal=True):
