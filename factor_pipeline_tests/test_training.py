@@ -35,3 +35,35 @@ def test_lookback_covers_every_training_window():
     for month in partitions.months_between("2019-01", "2026-10"):
         first = training.window_months(training.training_month(month, cfg.model.retrain_months), cfg)[0]
         assert partitions.parse_month(first) >= partitions.parse_month(month) - lookback
+
+
+def test_training_data_ignores_every_bar_after_the_training_date(smoke_backfill, tmp_path):
+    """Change the future (prices and volumes after 2023-12's rebalance date): the training set does not move."""
+    import shutil
+
+    import numpy as np
+
+    from factor_pipeline.storage import Layout, read_parquet, write_parquet
+
+    home, _, _ = smoke_backfill
+    cfg = profile_config("smoke")
+    original = training.load_training_data(Layout(home), "2023-12", cfg)
+    altered_home = tmp_path / "home"
+    shutil.copytree(home, altered_home, ignore=shutil.ignore_patterns("dagster", "reports", "checkpoints", "gan"))
+    layout = Layout(altered_home)
+    cutoff = partitions.rebalance_date("2023-12")
+    for month in layout.months_present("raw_bars/daily"):
+        bars = read_parquet(layout.partition("raw_bars/daily", month))
+        future = bars["trade_date"] > cutoff
+        if future.any():
+            rng = np.random.default_rng(0)
+            bars.loc[future, "close"] *= rng.uniform(0.5, 1.5, future.sum())
+            bars.loc[future, "volume"] *= 3
+            write_parquet(bars, layout.partition("raw_bars/daily", month))
+    altered = training.load_training_data(layout, "2023-12", cfg)
+    assert altered.fingerprint == original.fingerprint
+    assert [d for d in altered.dates] == [d for d in original.dates]
+    for a, b in zip(altered.y, original.y):
+        assert np.array_equal(a, b)
+    # and the last training date's label ends on or before the training date
+    assert partitions.session_offset(original.dates[-1], cfg.samples.label_horizon) <= cutoff

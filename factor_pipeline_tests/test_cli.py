@@ -1,0 +1,34 @@
+from factor_pipeline import partitions
+from factor_pipeline.cli import plan_backfill
+from factor_pipeline.storage import Layout
+
+
+def test_plan_adds_the_upstream_months_a_training_window_needs_and_orders_everything(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACTOR_PIPELINE_PROFILE", "smoke")
+    runs = plan_backfill("2024-05", "2024-06", Layout(tmp_path))
+    done = set()
+    for run in runs:
+        assert run.deps <= done, (run.month, run.assets)
+        done |= {(a, run.month) for a in run.assets}
+    months_with_samples = sorted(m for a, m in done if a == "samples")
+    # May's model was trained at 2023-12: its window reaches months before the range.
+    assert months_with_samples[0] < "2024-01"
+    # Every evaluation a report covers is done before it.
+    order = [(a, r.month) for r in runs for a in r.assets]
+    assert order.index(("factor_report", "2024-06")) > order.index(("factor_evaluation", "2024-05"))
+    # June's evaluation needs July's bars, so July's bars are planned.
+    assert ("raw_bars", "2024-07") in done and ("pret_factor", "2024-07") not in done
+
+
+def test_plan_skips_upstream_months_already_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACTOR_PIPELINE_PROFILE", "smoke")
+    layout = Layout(tmp_path)
+    cold = plan_backfill("2024-05", "2024-05", layout)
+    for month in partitions.months_between("2022-01", "2024-04"):
+        path = layout.partition("raw_bars/daily", month)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    warm = plan_backfill("2024-05", "2024-05", layout)
+    raw_before = {r.month for r in warm if "raw_bars" in r.assets}
+    assert all(m >= "2024-05" for m in raw_before)
+    assert len(warm) <= len(cold)
