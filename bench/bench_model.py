@@ -146,7 +146,7 @@ def main(argv=None) -> dict:
         infer_times = _times(lambda: model(X), device, max(args.steps, 3))
     infer = summarise(infer_times, args.batch, fwd_flops, peak)
 
-    gan_cfg = GanConfig()  # the full profile's GAN, augment mode
+    gan_cfg = GanConfig(mode="augment")  # the full profile's GAN settings, in augment mode
     generator, discriminator = (m.to(device) for m in build_gan(gan_cfg))
     opt_g = torch.optim.Adam(generator.parameters(), lr=gan_cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=gan_cfg.lr, betas=(0.5, 0.999))

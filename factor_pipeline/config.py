@@ -48,7 +48,9 @@ class SampleConfig:
 class GanConfig:
     """The GAN stage. ``mode`` says how the generator reaches the GRU (see README, "GAN modes")."""
 
-    mode: str = "augment"
+    # "off" by measurement (bench/results/reference.md, 24 demo months): augment lowered the IC
+    # (0.029 vs 0.046 without the GAN), transform matched it (0.044); README, "GAN modes".
+    mode: str = "off"
     noise_dim: int = 16
     generator_hidden: int = 64
     discriminator_channels: tuple[int, int] = (16, 32)

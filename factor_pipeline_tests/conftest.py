@@ -16,6 +16,8 @@ def pipeline_env(home: Path, **extra) -> dict:
         FACTOR_PIPELINE_PROFILE="smoke",
         FACTOR_PIPELINE_SOURCE="synthetic",
         DAGSTER_HOME=str(home / "dagster"),
+        # The end-to-end tests run the GAN stage (and the GAN-off ablation beside it), not the default mode.
+        FACTOR_PIPELINE_GAN_MODE="augment",
         **extra,
     )
     return env

@@ -24,7 +24,7 @@ from factor_pipeline.gan import (
 )
 from factor_pipeline.model import CheckpointError, save_checkpoint
 
-SMOKE = GanConfig(steps=30, noise_dim=8, generator_hidden=16, discriminator_channels=(4, 8), batch_size=64)
+SMOKE = GanConfig(mode="augment", steps=30, noise_dim=8, generator_hidden=16, discriminator_channels=(4, 8), batch_size=64)
 NAMES = [f"f{i}" for i in range(18)]
 
 
