@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 
 PROFILES = ("smoke", "demo", "full")
@@ -169,15 +168,6 @@ def profile_config(profile: str) -> Config:
     if profile not in _PROFILE_BUILDERS:
         raise ConfigError(f"FACTOR_PIPELINE_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")
     return _PROFILE_BUILDERS[profile]()
-
-
-def config_from_env() -> Config:
-    """The profile named by FACTOR_PIPELINE_PROFILE (default ``demo``), with FACTOR_PIPELINE_GAN_MODE applied."""
-    cfg = profile_config(os.environ.get("FACTOR_PIPELINE_PROFILE", "demo"))
-    mode = os.environ.get("FACTOR_PIPELINE_GAN_MODE")
-    if mode:
-        cfg = cfg.replace(gan={"mode": mode})
-    return cfg
 
 
 def _require(condition: bool, message: str) -> None:

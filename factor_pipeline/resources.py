@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from factor_pipeline.config import Config, ConfigError, config_from_env, profile_config
+from factor_pipeline.config import Config, profile_config
 from factor_pipeline.storage import Layout, StorageError
 
 
@@ -52,5 +52,3 @@ class PipelineResource(dg.ConfigurableResource):
         except OSError as exc:
             raise StorageError(f"FACTOR_PIPELINE_HOME={home} is not writable: {exc}") from exc
 
-
-__all__ = ["PipelineResource", "ConfigError", "config_from_env", "default_home"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -93,7 +93,6 @@ class TrainingData:
     y: list[np.ndarray]  # labels, z-scored within each date
     fingerprint: str
     n_val: int
-    codes: list[np.ndarray] = field(default_factory=list)
 
     @property
     def n_train(self) -> int:
@@ -134,7 +133,7 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
         raise StorageError(f"no labelled training samples for {train_month}: materialise the samples of {months}")
 
     digest = hashlib.sha256()
-    grouped_X, grouped_y, grouped_codes, used_dates = [], [], [], []
+    grouped_X, grouped_y, used_dates = [], [], []
     for date, rows in samples.groupby("trade_date", sort=True).indices.items():
         if len(rows) < 3:
             continue  # a correlation needs at least three names
@@ -142,7 +141,6 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
         codes = samples["ts_code"].to_numpy()[rows]
         grouped_X.append(X_d)
         grouped_y.append(_zscore(y_d))
-        grouped_codes.append(codes)
         used_dates.append(pd.Timestamp(date))
         digest.update(str(date).encode())
         digest.update("|".join(codes).encode())
@@ -151,7 +149,7 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     n_val = max(1, int(round(len(used_dates) * cfg.model.val_fraction)))
     if len(used_dates) - n_val < 1:
         raise StorageError(f"only {len(used_dates)} training dates for {train_month}: too few for a train/validation split")
-    return TrainingData(train_month, used_dates, grouped_X, grouped_y, digest.hexdigest()[:16], n_val, grouped_codes)
+    return TrainingData(train_month, used_dates, grouped_X, grouped_y, digest.hexdigest()[:16], n_val)
 
 
 def _artifact_id(kind: str, train_month: str, cfg: Config, data_fingerprint: str, *parts: str) -> str:
