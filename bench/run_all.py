@@ -78,7 +78,7 @@ def project_full_backfill(benchmarks: dict) -> dict | None:
 
 
 def to_markdown(results: dict) -> str:
-    lines = [f"# Benchmark results\n", f"Machine: {json.dumps(results['machine'])}\n"]
+    lines = ["# Benchmark results\n", f"Machine: {json.dumps(results['machine'])}\n"]
     for name, figures in results["benchmarks"].items():
         lines.append(f"\n## {name}\n")
         lines.append("| figure | value |\n|---|---|")

@@ -229,6 +229,13 @@ def _industry_tables(panel: pd.DataFrame, cfg: FactorConfig) -> tuple[pd.DataFra
     )
 
 
+def top_group(panel: pd.DataFrame, n_groups: int) -> list[str]:
+    """Codes of the long portfolio: the top of ``n_groups`` groups of the buyable stocks by factor."""
+    buyable = panel[panel["buyable"].astype(bool)]
+    order = _order(buyable["ts_code"], buyable["factor"])
+    return buyable.loc[order[: top_group_size(len(order), n_groups)], "ts_code"].astype(str).tolist()
+
+
 def evaluate_month(
     month: str, panel: pd.DataFrame, prev_top_codes: list[str] | None, cfg: FactorConfig
 ) -> MonthEvaluation:
@@ -252,11 +259,8 @@ def evaluate_month(
     ic = _pearson_arrays(x, y)
     rank_ic = _pearson_arrays(_average_ranks(x), _average_ranks(y)) if len(x) >= 2 else math.nan
 
-    buyable = panel[panel["buyable"]]
-    order = _order(buyable["ts_code"], buyable["factor"])
-    top = order[: top_group_size(len(order), cfg.n_groups)]
-    top_codes = panel.loc[top, "ts_code"].astype(str).tolist()
-    long_return = _mean(panel.loc[top, "fwd_return"])
+    top_codes = top_group(panel, cfg.n_groups)
+    long_return = _mean(panel.loc[panel["ts_code"].astype(str).isin(top_codes), "fwd_return"])
     benchmark = _mean(panel["fwd_return"])
 
     industry_ic, industry_excess = _industry_tables(panel, cfg)

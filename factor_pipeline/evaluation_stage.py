@@ -7,14 +7,13 @@ supplies the report's latest IC, and is kept out of the return statistics until 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from factor_pipeline import evaluation, partitions, report
 from factor_pipeline.config import Config
-from factor_pipeline.storage import Layout, StorageError, read_json, read_parquet, write_bytes, write_json, write_parquet
+from factor_pipeline.storage import Layout, StorageError, read_json, read_months, read_parquet, write_bytes, write_json, write_parquet
 
 EVAL_TABLES = ("ic", "portfolio", "industry_ic", "industry_long_excess", "baselines", "holdings")
 BASELINE_COLUMNS = {"reversal_20d": "20-day reversal", "pret_gan_off": "GRU, GAN off"}
@@ -25,7 +24,7 @@ def _bars_after(layout: Layout, month: str) -> pd.DataFrame:
     following = partitions.shift_month(month, 1)
     if layout.partition("raw_bars/daily", following).exists():
         months.append(following)
-    return pd.concat([read_parquet(layout.partition("raw_bars/daily", m)) for m in months], ignore_index=True)
+    return read_months(layout, "raw_bars/daily", months)
 
 
 def holding_period(bars: pd.DataFrame, month: str) -> tuple[pd.Timestamp, pd.Timestamp, bool]:
@@ -60,7 +59,7 @@ def _previous_top(layout: Layout, month: str, column: str, cfg: Config) -> list[
     previous = read_parquet(path)
     if column not in previous:
         return None
-    return evaluation.evaluate_month(month, _panel(previous, column, None), None, cfg.factor).top_codes
+    return evaluation.top_group(_panel(previous, column, None), cfg.factor.n_groups)
 
 
 def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> dict:
@@ -140,8 +139,7 @@ def read_evaluations(layout: Layout, through: str) -> dict[str, pd.DataFrame]:
     out = {}
     for name in EVAL_TABLES:
         months = [m for m in layout.months_present(f"eval/{name}") if m <= through]
-        frames = [read_parquet(layout.partition(f"eval/{name}", m)) for m in months]
-        out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        out[name] = read_months(layout, f"eval/{name}", months) if months else pd.DataFrame()
     if out["ic"].empty:
         raise StorageError(f"no evaluated month up to {through}: materialise factor_evaluation first")
     return out

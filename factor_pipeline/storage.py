@@ -134,6 +134,11 @@ def read_json(path: Path) -> dict:
         raise StorageError(f"{path} is corrupt ({exc}); re-materialise that partition") from exc
 
 
+def read_months(layout: "Layout", dataset: str, months: list[str]) -> pd.DataFrame:
+    """One dataset's monthly Parquet partitions, concatenated in month order."""
+    return pd.concat([read_parquet(layout.partition(dataset, m)) for m in months], ignore_index=True)
+
+
 class Layout:
     """Where each asset partition lives under FACTOR_PIPELINE_HOME (docs/INTERFACES.md)."""
 

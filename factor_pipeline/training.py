@@ -22,7 +22,7 @@ import pandas as pd
 
 from factor_pipeline import partitions
 from factor_pipeline.config import Config
-from factor_pipeline.storage import Layout, StorageError, read_parquet
+from factor_pipeline.storage import Layout, StorageError, read_months
 
 Log = Callable[[str], None]
 
@@ -110,11 +110,6 @@ def _zscore(values: np.ndarray) -> np.ndarray:
     return ((values - values.mean()) / std).astype(np.float32) if std > 0 else np.zeros_like(values, dtype=np.float32)
 
 
-def read_bars(layout: Layout, months: list[str]) -> pd.DataFrame:
-    frames = [read_parquet(layout.partition("raw_bars/daily", m)) for m in months]
-    return pd.concat(frames, ignore_index=True)
-
-
 def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
     from factor_pipeline import features
 
@@ -125,7 +120,7 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     samples = samples.loc[keep].reset_index(drop=True)
     X_all = X_all[keep]
     as_of = partitions.rebalance_date(train_month)
-    bars = read_bars(layout, months)
+    bars = read_months(layout, "raw_bars/daily", months)
     labels = features.compute_labels(bars, samples, cfg.samples.label_horizon, as_of).to_numpy(dtype=np.float64)
     known = np.isfinite(labels)
     samples, X_all, labels = samples.loc[known].reset_index(drop=True), X_all[known], labels[known]
