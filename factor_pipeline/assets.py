@@ -12,7 +12,7 @@ from factor_pipeline import checks, partitions, training
 from factor_pipeline import features as feature_stage
 from factor_pipeline.executors import TRAINING_OP_TAGS
 from factor_pipeline.resources import PipelineResource
-from factor_pipeline.storage import StorageError, read_json, read_months, read_parquet, write_json, write_parquet
+from factor_pipeline.storage import StorageError, read_json, read_months, write_json, write_parquet
 from factor_pipeline.views import ensure_views
 
 monthly = partitions.monthly_partitions()
@@ -68,18 +68,18 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
 
     month = context.partition_key
     pipeline.check_writable()
-    layout = pipeline.layout
     try:
-        cache = market_data.load_source(pipeline.source, pipeline.config, layout.source_cache)
-        frames = market_data.read_month(cache, month)
+        frames = market_data.read_month(pipeline.source_cache, month)
     except (FileNotFoundError, NotADirectoryError, PermissionError, market_data.InputValidationError):
         raise
     except OSError as exc:
         raise dg.RetryRequested(max_retries=TRANSIENT_IO_RETRIES, seconds_to_wait=5) from exc
-    write_parquet(frames.daily.assign(month=month), layout.partition("raw_bars/daily", month))
-    write_parquet(frames.stocks.assign(month=month), layout.partition("raw_bars/stocks", month))
+    layout = pipeline.layout
+    stamp = layout.stamp("raw_bars", month)
+    write_parquet(frames.daily.assign(month=month), layout.partition("raw_bars/daily", month), stamp)
+    write_parquet(frames.stocks.assign(month=month), layout.partition("raw_bars/stocks", month), stamp)
     if frames.truth is not None:
-        write_parquet(frames.truth, layout.partition("raw_bars/truth", month))
+        write_parquet(frames.truth, layout.partition("raw_bars/truth", month), stamp)
     _finish(context, pipeline)
     return dg.MaterializeResult(
         metadata={**market_data.month_summary(frames), "source": pipeline.source},
@@ -100,7 +100,7 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     layout = pipeline.layout
     daily = read_months(layout, "raw_bars/daily", _months(month, feature_stage.FEATURE_LOOKBACK_MONTHS))
     table = feature_stage.compute_features(daily, month)
-    write_parquet(table, layout.partition("features", month))
+    write_parquet(table, layout.partition("features", month), layout.stamp("features", month))
     _finish(context, pipeline)
     return dg.MaterializeResult(
         metadata={"rows": len(table), "stocks": int(table["ts_code"].nunique())},
@@ -124,9 +124,9 @@ def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
     layout, cfg = pipeline.layout, pipeline.config
     history = read_months(layout, "features", _months(month, feature_stage.SEQUENCE_LOOKBACK_MONTHS))
     daily = read_months(layout, "raw_bars/daily", _months(month, 1))
-    stocks = read_parquet(layout.partition("raw_bars/stocks", month))
+    stocks = read_months(layout, "raw_bars/stocks", [month])
     X, table = feature_stage.build_samples(history, daily, stocks, month, cfg.samples)
-    feature_stage.save_samples(layout.dataset("samples"), month, X, table)
+    feature_stage.save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month))
     _finish(context, pipeline)
     per_date = table.groupby("trade_date")[["eligible", "buyable"]].sum()
     return dg.MaterializeResult(
@@ -164,7 +164,7 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     data = training.load_training_data(layout, train_month, cfg)
     artifact = training.ensure_gan(layout, data, cfg, log=context.log.info)
     pointer = {"month": month, "train_month": train_month, "mode": cfg.gan.mode, "gan_id": artifact.gan_id}
-    write_json(pointer, layout.partition("gan_sequences", month, "json"))
+    write_json({**pointer, "provenance": layout.stamp("gan_sequences", month)}, layout.partition_path("gan_sequences", month))
     metadata = {**pointer, "trained_now": artifact.trained, "data_fingerprint": data.fingerprint}
     if artifact.gan_id:
         side = artifact.sidecar
@@ -191,7 +191,8 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
 
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
-    pointer = read_json(layout.partition("gan_sequences", month, "json"))
+    layout.verify("gan_sequences", month)
+    pointer = read_json(layout.partition_path("gan_sequences", month))
     train_month = pointer["train_month"]
     data = training.load_training_data(layout, train_month, cfg)
     gan_artifact = training.ensure_gan(layout, data, cfg, log=context.log.info)
@@ -206,7 +207,7 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
         off_cfg = cfg.replace(gan={"mode": "off"})
         off = training.ensure_checkpoint(layout, data, off_cfg, training.GanArtifact(None, None, {}, False), log=context.log.info)
         record["gan_off_checkpoint"] = off.checkpoint_id
-    write_json(record, layout.partition("gru_checkpoint", month, "json"))
+    write_json({**record, "provenance": layout.stamp("gru_checkpoint", month)}, layout.partition_path("gru_checkpoint", month))
     side = main.sidecar
     curves = report.plot_curves({"train loss (-IC)": side["train_loss"], "validation IC": side["val_ic"]}, "GRU training")
     return dg.MaterializeResult(
@@ -241,8 +242,10 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
 
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
-    record = read_json(layout.partition("gru_checkpoint", month, "json"))
+    layout.verify("gru_checkpoint", month)
+    record = read_json(layout.partition_path("gru_checkpoint", month))
     rebalance = partitions.rebalance_date(month)
+    layout.verify("samples", month)
     X, table = feature_stage.load_samples(layout.dataset("samples"), [month], eligible_only=True)
     on_date = (table["trade_date"] == rebalance).to_numpy()
     X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
@@ -268,7 +271,7 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
     adj = daily.assign(adj_close=daily["close"] * daily["adj_factor"])[daily["volume"] > 0]
     reversal = factor.reversal_20d(adj[["ts_code", "trade_date", "adj_close"]], rebalance)
     out["reversal_20d"] = out["ts_code"].map(reversal).to_numpy(dtype=float)
-    write_parquet(out, layout.partition("factor", month))
+    write_parquet(out, layout.partition("factor", month), layout.stamp("factor", month))
     _finish(context, pipeline)
     return dg.MaterializeResult(
         metadata={

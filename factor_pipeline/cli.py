@@ -27,19 +27,28 @@ MODEL_STAGES = {"gan_sequences", "gru_checkpoint"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# The dataset whose provenance says whether an asset's month is built (under the identity running now).
+ASSET_DATASETS = {
+    "raw_bars": "raw_bars/daily",
+    "features": "features",
+    "samples": "samples",
+    "gan_sequences": "gan_sequences",
+    "gru_checkpoint": "gru_checkpoint",
+    "pret_factor": "factor",
+    "factor_evaluation": "eval/ic",
+}
+
+
 def materialised(layout: Layout, asset: str, month: str) -> bool:
-    """Whether the asset's partition is on disk (what a later step would read)."""
-    files = {
-        "raw_bars": [layout.partition("raw_bars/daily", month)],
-        "features": [layout.partition("features", month)],
-        "samples": [layout.partition("samples", month, "npy"), layout.partition("samples", month)],
-        "gan_sequences": [layout.partition("gan_sequences", month, "json")],
-        "gru_checkpoint": [layout.partition("gru_checkpoint", month, "json")],
-        "pret_factor": [layout.partition("factor", month)],
-        "factor_evaluation": [layout.partition("eval/ic", month)],
-        "factor_report": [layout.reports / month / "report.md"],
-    }[asset]
-    return all(path.exists() for path in files)
+    """Whether the asset's month is on disk and was built from this source, profile and configuration.
+
+    A month built under another identity counts as missing, so a backfill builds it again.
+    """
+    if asset == "factor_report":
+        return (layout.reports / month / "report.md").exists()
+    if asset == "samples" and not layout.partition("samples", month, "npy").exists():
+        return False
+    return layout.matches(ASSET_DATASETS[asset], month)
 
 
 def ensure_dagster_home(layout: Layout) -> Path:

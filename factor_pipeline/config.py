@@ -27,7 +27,7 @@ class MarketConfig:
     n_stocks: int = 1200  # names listed at the end of the simulation; fewer earlier (IPOs)
     seed: int = 20260301
     start: str = "2015-01-05"  # simulation start; burn-in before the first partition month
-    end: str = "2026-12-31"  # the XSHG calendar's horizon
+    end: str = ""  # empty: the session calendar's last day (see session_calendar)
 
 
 @dataclass(frozen=True)

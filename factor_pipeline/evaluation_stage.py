@@ -13,7 +13,7 @@ import pandas as pd
 
 from factor_pipeline import evaluation, partitions, report
 from factor_pipeline.config import Config
-from factor_pipeline.storage import Layout, StorageError, read_json, read_months, read_parquet, write_bytes, write_json, write_parquet
+from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_bytes, write_json, write_parquet
 
 EVAL_TABLES = ("ic", "portfolio", "industry_ic", "industry_long_excess", "baselines", "holdings")
 BASELINE_COLUMNS = {"reversal_20d": "20-day reversal", "pret_gan_off": "GRU, GAN off"}
@@ -56,7 +56,7 @@ def _previous_top(layout: Layout, month: str, column: str, cfg: Config) -> list[
     path = layout.partition("factor", partitions.shift_month(month, -1))
     if not path.exists():
         return None
-    previous = read_parquet(path)
+    previous = read_months(layout, "factor", [partitions.shift_month(month, -1)])
     if column not in previous:
         return None
     return evaluation.top_group(_panel(previous, column, None), cfg.factor.n_groups)
@@ -65,7 +65,7 @@ def _previous_top(layout: Layout, month: str, column: str, cfg: Config) -> list[
 def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> dict:
     from factor_pipeline.features import forward_returns
 
-    table = read_parquet(layout.partition("factor", month))
+    table = read_months(layout, "factor", [month])
     bars = _bars_after(layout, month)
     start, end, complete = holding_period(bars, month)
     targets = pd.DataFrame({"ts_code": table["ts_code"], "start_date": start, "end_date": end})
@@ -76,7 +76,7 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
     oracle_ic = np.nan
     truth_path = layout.partition("raw_bars/truth", month)
     if truth_path.exists():
-        truth = read_parquet(truth_path).set_index("ts_code")["expected_return"]
+        truth = read_months(layout, "raw_bars/truth", [month]).set_index("ts_code")["expected_return"]
         oracle_ic = evaluation.oracle_ic(table["ts_code"].map(truth).set_axis(table.index), returns)
     ic_row = pd.DataFrame([{**base, "ic": main.ic, "rank_ic": main.rank_ic, "n_stocks": main.n_stocks, "oracle_ic": oracle_ic}])
     portfolio_row = pd.DataFrame(
@@ -113,14 +113,15 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
         )
         holdings.append(pd.DataFrame({"month": month, "factor": column, "ts_code": result.top_codes}))
 
-    write_parquet(ic_row, layout.partition("eval/ic", month))
-    write_parquet(portfolio_row, layout.partition("eval/portfolio", month))
-    write_parquet(main.industry_ic.assign(month=month), layout.partition("eval/industry_ic", month))
-    write_parquet(main.industry_long_excess.assign(month=month), layout.partition("eval/industry_long_excess", month))
+    stamp = layout.stamp("eval", month)
+    write_parquet(ic_row, layout.partition("eval/ic", month), stamp)
+    write_parquet(portfolio_row, layout.partition("eval/portfolio", month), stamp)
+    write_parquet(main.industry_ic.assign(month=month), layout.partition("eval/industry_ic", month), stamp)
+    write_parquet(main.industry_long_excess.assign(month=month), layout.partition("eval/industry_long_excess", month), stamp)
     write_parquet(pd.DataFrame(baselines, columns=["month", "as_of", "complete", "factor", "ic", "rank_ic", "n_stocks",
                                                    "long_return", "benchmark_return", "excess_return", "turnover"]),
-                  layout.partition("eval/baselines", month))
-    write_parquet(pd.concat(holdings, ignore_index=True), layout.partition("eval/holdings", month))
+                  layout.partition("eval/baselines", month), stamp)
+    write_parquet(pd.concat(holdings, ignore_index=True), layout.partition("eval/holdings", month), stamp)
     log(f"{month}: IC {main.ic:.4f}, rank IC {main.rank_ic:.4f}, oracle IC {oracle_ic:.4f}, returns as of {end.date()}")
     return {
         "ic": float(main.ic),

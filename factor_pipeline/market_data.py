@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from factor_pipeline import partitions, storage
+from factor_pipeline import partitions, session_calendar, storage
 from factor_pipeline.config import Config
 from factor_pipeline.market_rules import canonical_industry
 
 SOURCE_ENV = "FACTOR_PIPELINE_SOURCE"
-CACHE_FORMAT = 1  # bump when the cached layout or the canonicalisation changes
+CACHE_FORMAT = 2  # bump when the cached layout or the canonicalisation changes
 MANIFEST = "manifest.json"
 
 DAILY_REQUIRED = ("ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "volume", "amount")
@@ -112,10 +113,6 @@ class InputValidationError(ValueError):
             self.__class__,
             (self.file, self.column, self.row, self.value, self.problem, self.ts_code, self.trade_date),
         )
-
-
-class InputHorizonError(InputValidationError, partitions.CalendarHorizonError):
-    """An input date past the XSHG calendar's horizon; its problem is the calendar's own message."""
 
 
 @dataclass(frozen=True)
@@ -422,9 +419,12 @@ def _validate_daily(file: str, raw: pd.DataFrame, stocks: pd.DataFrame, stocks_f
     code_idx, code_uniques = _parse_codes(chk, raw["ts_code"])
     dates = _parse_dates(chk, "trade_date", required=True)
 
-    # The calendar: before its start, past its horizon (the calendar's own message), not a session.
-    sessions = partitions.all_sessions()
-    first_session, horizon = sessions[0], sessions[-1]
+    # The calendar: before its start, not a session, a session with no bars at all. Rows past the calendar
+    # are validated like any other and then set aside: the months the calendar covers stay usable, and a
+    # month past it fails when read, naming the calendar file to supply.
+    calendar = session_calendar.active()
+    sessions, horizon = calendar.sessions, calendar.known_until
+    first_session = sessions[0]
     date_days = dates.astype("datetime64[ns]")
     chk.check(
         "trade_date",
@@ -435,25 +435,28 @@ def _validate_daily(file: str, raw: pd.DataFrame, stocks: pd.DataFrame, stocks_f
             f"{first_session.date()}: drop earlier rows",
         ),
     )
-
-    def describe_horizon(pos):
-        try:
-            partitions.check_within_horizon(dates[pos])
-        except partitions.CalendarHorizonError as exc:
-            return raw["trade_date"].iloc[pos], str(exc)
-        return raw["trade_date"].iloc[pos], f"{pd.Timestamp(dates[pos]).date()} is past the calendar's horizon"
-
-    chk.check("trade_date", date_days > horizon.to_datetime64(), describe_horizon, cls=InputHorizonError)
     date_uniques, date_codes = np.unique(date_days, return_inverse=True)
-    not_session = ~np.isin(date_uniques, sessions.to_numpy().astype("datetime64[ns]"))
+    known_days = date_uniques <= horizon.to_datetime64()
+    not_session = known_days & ~np.isin(date_uniques, sessions.to_numpy().astype("datetime64[ns]"))
     chk.check(
         "trade_date",
         not_session[date_codes],
         lambda p: (
             raw["trade_date"].iloc[p],
-            f"{pd.Timestamp(dates[p]).date()} ({pd.Timestamp(dates[p]).day_name()}) is not an XSHG trading day",
+            f"{pd.Timestamp(dates[p]).date()} ({pd.Timestamp(dates[p]).day_name()}) is not an XSHG trading day "
+            f"(calendar: {calendar.description})",
         ),
     )
+    if n and known_days.any():
+        last_known = pd.Timestamp(date_uniques[known_days][-1])
+        covered = calendar.sessions[(calendar.sessions >= pd.Timestamp(date_uniques[0])) & (calendar.sessions <= last_known)]
+        empty = covered.difference(pd.DatetimeIndex(date_uniques))
+        if len(empty):
+            raise chk.table_error(
+                f"the session {empty[0].date()} ({empty[0].day_name()}) has no bars at all, although the file runs "
+                f"to {last_known.date()}: a whole trading day is missing ({len(empty)} such sessions in all)",
+                column="trade_date",
+            )
 
     key = code_idx.astype(np.int64) * len(date_uniques) + date_codes.astype(np.int64)
     duplicated = pd.Series(key).duplicated().to_numpy()
@@ -549,7 +552,8 @@ def _validate_daily(file: str, raw: pd.DataFrame, stocks: pd.DataFrame, stocks_f
             "is_st": is_st[order],
         }
     )
-    return daily
+    within = daily["trade_date"].to_numpy() <= horizon.to_datetime64()
+    return daily if within.all() else daily.loc[within].reset_index(drop=True)
 
 
 def _validate_truth(file: str, raw: pd.DataFrame) -> pd.DataFrame:
@@ -688,6 +692,37 @@ def _read_located(files: dict[str, Path]) -> MarketFrames:
     return MarketFrames(daily, stocks, None)
 
 
+def read_calendar_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(days, is_open) of a Tushare-shaped trade_cal file (CSV or Parquet), sorted by day.
+
+    Columns ``cal_date`` (YYYYMMDD or ISO) and ``is_open`` (1 or 0); an ``exchange`` column, when it holds
+    several exchanges, selects the SSE rows. Raises :class:`InputValidationError` naming file, column and row.
+    """
+    path = Path(path)
+    raw = _read_table(path)
+    file = path.name
+    chk = _Checker(file, raw, ("cal_date",))
+    for column in ("cal_date", "is_open"):
+        if column not in raw.columns:
+            raise InputValidationError(file, column, None, None, f"required column '{column}' is missing (Tushare trade_cal: cal_date, is_open)")
+    if "exchange" in raw.columns:
+        exchanges = raw["exchange"].astype(str).str.strip().str.upper()
+        if exchanges.nunique() > 1:
+            if not (exchanges == "SSE").any():
+                raise chk.table_error(f"holds exchanges {sorted(exchanges.unique())} but no SSE rows", column="exchange")
+            raw = raw.loc[(exchanges == "SSE").to_numpy()].reset_index(drop=True)
+            chk = _Checker(file, raw, ("cal_date",))
+    if len(raw) == 0:
+        raise chk.table_error("has no rows", column="cal_date")
+    days = _parse_dates(chk, "cal_date", required=True)
+    is_open = _parse_numeric(chk, "is_open", required=True)
+    chk.check("is_open", ~np.isin(is_open, (0.0, 1.0)), lambda p: (is_open[p], f"is_open {_fmt_number(is_open[p])} is not 1 or 0"))
+    duplicated = pd.Series(days).duplicated().to_numpy()
+    chk.check("cal_date", duplicated, lambda p: (raw["cal_date"].iloc[p], f"{pd.Timestamp(days[p]).date()} appears more than once"))
+    order = np.argsort(days, kind="stable")
+    return days[order], is_open[order] == 1.0
+
+
 def read_input_directory(path: str | Path) -> MarketFrames:
     """Read, validate and canonicalise a directory of input files; raises :class:`InputValidationError`."""
     directory = _source_directory(path, from_env=False)
@@ -698,8 +733,8 @@ def read_input_directory(path: str | Path) -> MarketFrames:
 # The cache
 
 
-def _files_key(directory: Path, files: dict[str, Path]) -> str:
-    digest = hashlib.sha256(f"format={CACHE_FORMAT}\n{directory.resolve()}\n".encode())
+def _files_key(directory: Path, files: dict[str, Path], calendar_fingerprint: str) -> str:
+    digest = hashlib.sha256(f"format={CACHE_FORMAT}\n{directory.resolve()}\ncalendar={calendar_fingerprint}\n".encode())
     for table in sorted(files):
         stat = files[table].stat()
         digest.update(f"{table}:{files[table].name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
@@ -728,6 +763,34 @@ def _write_daily(daily: pd.DataFrame, path: Path) -> None:
                 writer.write_table(table.slice(int(start), int(stop - start)))
 
 
+def month_states(frames: MarketFrames) -> dict[str, str]:
+    """month -> fingerprint of the source's content up to that month (bars, point-in-time stocks, truth).
+
+    Chained month by month, so a month's state covers its whole history and appending later months leaves
+    it unchanged; a correction changes the state of its month and of every later one.
+    """
+    daily = frames.daily
+    if daily.empty:
+        return {}
+    months = daily["trade_date"].dt.strftime("%Y-%m").to_numpy()
+    bounds = np.flatnonzero(np.r_[True, months[1:] != months[:-1], True])
+    stocks = frames.stocks
+    states, chain = {}, hashlib.sha256(b"factor-pipeline source state")
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        month = months[start]
+        end = partitions.parse_month(month).end_time.normalize()
+        listed = stocks[stocks["list_date"] <= end].assign(
+            delist_date=stocks["delist_date"].where(stocks["delist_date"] <= end, pd.NaT)
+        )
+        chain.update(pd.util.hash_pandas_object(daily.iloc[start:stop], index=False).to_numpy().tobytes())
+        chain.update(pd.util.hash_pandas_object(listed, index=False).to_numpy().tobytes())
+        if frames.truth is not None:
+            truth = frames.truth[frames.truth["month"] == month]
+            chain.update(pd.util.hash_pandas_object(truth, index=False).to_numpy().tobytes())
+        states[month] = chain.copy().hexdigest()[:16]
+    return states
+
+
 def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
     _write_daily(frames.daily, target / "daily.parquet")
     storage.write_parquet(
@@ -737,42 +800,68 @@ def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
         storage.write_parquet(
             pa.Table.from_pandas(frames.truth, schema=TRUTH_SCHEMA, preserve_index=False), target / "truth.parquet"
         )
+    states = month_states(frames)
+    if manifest["source"] != "synthetic":
+        # Input files are named by their content, so moving or copying the directory keeps the identity.
+        first = min(states) if states else "none"
+        manifest["identity"] = f"input files whose first month {first} has content {states.get(first, 'none')}"
     # Written last: its presence marks a complete cache.
-    storage.write_json({**manifest, "format": CACHE_FORMAT, **month_summary(frames)}, target / MANIFEST)
+    storage.write_json(
+        {**manifest, "format": CACHE_FORMAT, "month_states": states, **month_summary(frames)}, target / MANIFEST
+    )
 
 
-def load_source(source: str, cfg: Config, cache_dir: Path) -> Path:
+def load_source(source: str, cfg: Config, cache_dir: Path, calendar_path: str | None = None) -> Path:
     """Materialise the whole source once as canonical Parquet under ``cache_dir/<key>/``; return that directory.
 
-    ``source`` is ``"synthetic"`` or a directory of input files. The key is ``synthetic-<market fingerprint>``
-    or ``files-<hash of the files' names, sizes and mtimes>``; a complete cache is reused as it is. The
-    input is validated fully before anything is written.
+    ``source`` is ``"synthetic"`` or a directory of input files. The key is ``synthetic-<market fingerprint>-cal-
+    <calendar fingerprint>`` or ``files-<hash of the files' names, sizes, mtimes and the calendar>``, because
+    the synthetic market and the validation both depend on the sessions; a complete cache is reused as it
+    is. The input is validated fully before anything is written. The manifest records the source's identity
+    and its month states (:func:`month_states`). The source's calendar (a file named by ``calendar_path``,
+    default FACTOR_PIPELINE_CALENDAR, or trade_cal.* in the input directory) becomes the active one.
     """
     cache_dir = Path(cache_dir)
     text = str(source).strip()
+    if calendar_path is None:
+        calendar_path = os.environ.get(session_calendar.CALENDAR_ENV) or None
+    calendar = session_calendar.activate(session_calendar.resolve(text, calendar_path))
     if text.lower() == "synthetic":
-        target = cache_dir / f"synthetic-{cfg.fingerprint('market')}"
+        target = cache_dir / f"synthetic-{cfg.fingerprint('market')}-cal-{calendar.fingerprint}"
         if _cache_complete(target):
             return target
         from factor_pipeline.synthetic_market import generate_market  # lazy: a heavy module
 
         market = generate_market(cfg.market)
         frames = validate_frames(market.daily, market.stocks, getattr(market, "truth", None), label="synthetic market")
-        manifest = {"source": "synthetic", "market": cfg.to_dict()["market"]}
+        manifest = {
+            "source": "synthetic",
+            "identity": f"synthetic market {cfg.fingerprint('market')}",
+            "market": cfg.to_dict()["market"],
+            "calendar": calendar.description,
+        }
     else:
         directory = _source_directory(text, from_env=True)
         files = _locate_inputs(directory)
-        target = cache_dir / _files_key(directory, files)
+        target = cache_dir / _files_key(directory, files, calendar.fingerprint)
         if _cache_complete(target):
             return target
         frames = _read_located(files)
-        manifest = {"source": str(directory.resolve()), "files": {k: p.name for k, p in files.items()}}
+        manifest = {
+            "source": str(directory.resolve()),
+            "files": {k: p.name for k, p in files.items()},
+            "calendar": calendar.description,
+        }
     _write_cache(target, frames, manifest)
     return target
 
 
 # --------------------------------------------------------------------------------------------------
 # Reading a month back
+
+
+def read_manifest(cache: Path) -> dict:
+    return storage.read_json(Path(cache) / MANIFEST)
 
 
 def _read_cached(path: Path, filters=None) -> pd.DataFrame:

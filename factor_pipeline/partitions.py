@@ -1,56 +1,46 @@
-"""Monthly partitions on the XSHG (Shanghai) exchange calendar.
+"""Monthly partitions and the session arithmetic every stage uses.
 
-A partition key is ``YYYY-MM``; its rebalance date is the month's last XSHG session. Sessions come from
-exchange-calendars, whose XSHG holidays are known only to the end of 2026: past that horizon every
-function here raises :class:`CalendarHorizonError` instead of guessing.
+A partition key is ``YYYY-MM``; its rebalance date is the month's last XSHG session. The sessions come from
+the active :mod:`session_calendar` (exchange-calendars, extended past its horizon by a calendar file or, for
+the embedded market, the synthetic calendar). Past every calendar, functions here raise
+:class:`CalendarHorizonError` naming the file to supply, instead of guessing.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 
-import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-CALENDAR_NAME = "XSHG"
-CALENDAR_START = "2015-01-01"
+from factor_pipeline import session_calendar
+from factor_pipeline.session_calendar import CALENDAR_START, CalendarHorizonError  # noqa: F401 (re-exported)
+
 # Early enough that an evaluation from 2019-02 (the seed's start) has two years of history behind it.
 FIRST_MONTH = "2017-01"
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-
-class CalendarHorizonError(ValueError):
-    """A date beyond the last session the exchange calendar knows."""
 
 
 class PartitionKeyError(ValueError):
     """A partition key that is not ``YYYY-MM`` or lies outside the partitions."""
 
 
-@functools.lru_cache(maxsize=1)
-def _calendar():
-    return xcals.get_calendar(CALENDAR_NAME, start=CALENDAR_START)
-
-
-@functools.lru_cache(maxsize=1)
 def all_sessions() -> pd.DatetimeIndex:
-    """Every XSHG session the calendar knows, tz-naive midnight timestamps."""
-    return pd.DatetimeIndex(_calendar().sessions.values, name="trade_date")
+    """Every session the active calendar knows, tz-naive midnight timestamps."""
+    return session_calendar.active().sessions
 
 
-@functools.lru_cache(maxsize=1)
 def _session_values() -> np.ndarray:
-    return all_sessions().values
+    return session_calendar.active().values
 
 
 def calendar_horizon() -> pd.Timestamp:
-    return all_sessions()[-1]
+    """The last day whose open/closed status the active calendar knows."""
+    return session_calendar.active().known_until
 
 
 def last_complete_month() -> str:
-    """The last month whose every day the calendar knows (2026-12 for exchange-calendars 4.x)."""
+    """The last month whose every day the active calendar knows."""
     horizon = calendar_horizon()
     month_end = horizon + pd.offsets.MonthEnd(0)
     if horizon.normalize() == month_end.normalize():
@@ -65,13 +55,7 @@ def parse_month(month: str) -> pd.Period:
 
 
 def check_within_horizon(date) -> None:
-    date = pd.Timestamp(date)
-    if date > calendar_horizon():
-        raise CalendarHorizonError(
-            f"{date.date()} is past the XSHG calendar's horizon ({calendar_horizon().date()}): "
-            "exchange-calendars does not know that year's holidays yet. Upgrade exchange-calendars "
-            "once it publishes them; the pipeline never guesses trading days."
-        )
+    session_calendar.active().check_known(date)
 
 
 def sessions_between(start, end) -> pd.DatetimeIndex:
@@ -113,19 +97,25 @@ def months_between(first: str, last: str) -> list[str]:
     return [p.strftime("%Y-%m") for p in pd.period_range(start, end, freq="M")]
 
 
-def session_offset(date, offset: int) -> pd.Timestamp:
-    """The session ``offset`` sessions after ``date`` (which must be a session); raises past the horizon."""
+def session_position(date) -> int:
+    """Index of the session ``date`` in the calendar (sessions counted from CALENDAR_START)."""
     sessions = all_sessions()
     stamp = pd.Timestamp(date)
     position = int(np.searchsorted(_session_values(), stamp.to_datetime64()))
     if position >= len(sessions) or sessions[position] != stamp:
-        raise ValueError(f"{pd.Timestamp(date).date()} is not an XSHG session")
+        check_within_horizon(stamp)
+        raise ValueError(f"{stamp.date()} is not an XSHG session")
+    return position
+
+
+def session_offset(date, offset: int) -> pd.Timestamp:
+    """The session ``offset`` sessions after ``date`` (which must be a session); raises past the horizon."""
+    sessions = all_sessions()
+    stamp = pd.Timestamp(date)
+    position = session_position(stamp)
     target = position + offset
     if target >= len(sessions):
-        raise CalendarHorizonError(
-            f"{offset} sessions after {pd.Timestamp(date).date()} is past the XSHG calendar's horizon "
-            f"({calendar_horizon().date()})"
-        )
+        raise session_calendar.active().horizon_error(f"the session {offset} sessions after {stamp.date()}")
     if target < 0:
         raise ValueError(f"{-offset} sessions before {pd.Timestamp(date).date()} is before the calendar start")
     return sessions[target]
@@ -151,17 +141,17 @@ def sample_dates(month: str, every: int) -> pd.DatetimeIndex:
 
 
 def monthly_partitions():
-    """Dagster partitions: one per month from FIRST_MONTH to the current month, capped at the calendar's horizon.
+    """Dagster partitions: one per month from FIRST_MONTH to the current month, every year, without end.
 
     The current, unfinished month is a partition too, so that its bars can be loaded as they arrive and the
-    previous month's "latest IC" can be evaluated on a partial month, as the seed reports it.
+    previous month's "latest IC" can be evaluated on a partial month, as the seed reports it. The partitions
+    do not depend on the calendar: a month past it exists and fails, when materialised, naming the file to
+    supply.
     """
     import dagster as dg
 
-    horizon_end = (parse_month(last_complete_month()) + 1).strftime("%Y-%m")
     return dg.MonthlyPartitionsDefinition(
         start_date=FIRST_MONTH,
-        end_date=horizon_end,
         end_offset=1,
         timezone="Asia/Shanghai",
         fmt="%Y-%m",

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import dagster as dg
 
+from factor_pipeline import session_calendar
 from factor_pipeline.config import Config, profile_config
-from factor_pipeline.storage import Layout, StorageError
+from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity, Layout, StorageError, read_json, write_json
 
 
 def default_home() -> str:
     return str(Path(os.environ.get("FACTOR_PIPELINE_HOME", "data")).resolve())
 
 
+class HomeIdentityError(StorageError):
+    """A FACTOR_PIPELINE_HOME that holds months of another source or profile."""
+
+
 class PipelineResource(dg.ConfigurableResource):
-    """FACTOR_PIPELINE_HOME, FACTOR_PIPELINE_SOURCE and FACTOR_PIPELINE_PROFILE (CONTRACTS.md)."""
+    """FACTOR_PIPELINE_HOME, _SOURCE, _PROFILE and _CALENDAR (CONTRACTS.md)."""
 
     home: str
     source: str = "synthetic"
     profile: str = "demo"
     gan_mode: str = ""  # empty: the profile's default
+    calendar: str = ""  # a trade_cal file; empty: trade_cal.* in the input directory, if any
 
     @classmethod
     def from_env(cls) -> "PipelineResource":
@@ -30,7 +37,15 @@ class PipelineResource(dg.ConfigurableResource):
             source=os.environ.get("FACTOR_PIPELINE_SOURCE", "synthetic"),
             profile=os.environ.get("FACTOR_PIPELINE_PROFILE", "demo"),
             gan_mode=os.environ.get("FACTOR_PIPELINE_GAN_MODE", ""),
+            calendar=os.environ.get(session_calendar.CALENDAR_ENV, ""),
         )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.activate_calendar()
+
+    def activate_calendar(self) -> session_calendar.SessionCalendar:
+        """Make this source's session calendar the one every stage function uses in this process."""
+        return session_calendar.activate(session_calendar.resolve(self.source, self.calendar or None))
 
     @property
     def config(self) -> Config:
@@ -38,8 +53,16 @@ class PipelineResource(dg.ConfigurableResource):
         return cfg.replace(gan={"mode": self.gan_mode}) if self.gan_mode else cfg
 
     @property
+    def source_cache(self) -> Path:
+        """The whole source as canonical Parquet (built on first use; see market_data.load_source)."""
+        from factor_pipeline import market_data
+
+        return market_data.load_source(self.source, self.config, Layout(self.home).source_cache, self.calendar or None)
+
+    @property
     def layout(self) -> Layout:
-        return Layout(self.home)
+        """The home, stamped with (and checked against) what this resource builds."""
+        return _layout(self.home, self.source_cache, self.profile, self.config)
 
     def check_writable(self) -> None:
         """Fail early, naming the directory, when FACTOR_PIPELINE_HOME cannot be written."""
@@ -52,3 +75,56 @@ class PipelineResource(dg.ConfigurableResource):
         except OSError as exc:
             raise StorageError(f"FACTOR_PIPELINE_HOME={home} is not writable: {exc}") from exc
 
+
+def identity_of(cache: Path, profile: str, cfg: Config) -> Identity:
+    from factor_pipeline import market_data
+
+    manifest = market_data.read_manifest(cache)
+    return Identity(
+        source=manifest["identity"],
+        profile=profile,
+        config_fingerprints={
+            dataset: cfg.fingerprint(*sections) if sections else "none"
+            for dataset, sections in DATASET_CONFIG_SECTIONS.items()
+        },
+        month_states=manifest["month_states"],
+    )
+
+
+def claim_home(layout: Layout) -> None:
+    """Record the home's source and profile on first use; refuse a home that holds another's months.
+
+    A home never mixes two markets or two profiles: the DuckDB views read every month in it. Months of the
+    same source and profile built under another configuration are rebuilt by a backfill instead.
+    """
+    identity = layout.identity
+    wanted = {"source": identity.source, "profile": identity.profile}
+    path = layout.identity_file
+    if path.exists():
+        held = read_json(path)
+        if {k: held.get(k) for k in wanted} != wanted:
+            raise HomeIdentityError(
+                f"FACTOR_PIPELINE_HOME={layout.home} holds months built from {held.get('source')} with profile "
+                f"{held.get('profile')}, but this run reads {identity.source} with profile {identity.profile}. "
+                "A home never mixes sources or profiles: set FACTOR_PIPELINE_HOME to another directory (one per "
+                "source and profile), or delete this one to start over."
+            )
+        return
+    write_json(wanted, path)
+
+
+@functools.lru_cache(maxsize=16)
+def _layout_cached(home: str, cache: Path, manifest_mtime: int, profile: str, cfg: Config) -> Layout:
+    layout = Layout(home, identity_of(cache, profile, cfg))
+    claim_home(layout)
+    return layout
+
+
+def _layout(home: str, cache: Path, profile: str, cfg: Config) -> Layout:
+    from factor_pipeline import market_data
+
+    mtime = (cache / market_data.MANIFEST).stat().st_mtime_ns
+    layout = _layout_cached(home, cache, mtime, profile, cfg)
+    if not layout.identity_file.exists():  # a home deleted under a long-lived process
+        claim_home(layout)
+    return layout

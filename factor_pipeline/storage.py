@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,20 @@ def atomic_path(path: Path):
             tmp.unlink()
 
 
-def write_parquet(df: pd.DataFrame | pa.Table, path: Path) -> Path:
+PROVENANCE_KEY = b"factor_pipeline.provenance"
+
+
+class ProvenanceError(StorageError):
+    """A stored month built from another source, profile or configuration than the one running."""
+
+
+def write_parquet(df: pd.DataFrame | pa.Table, path: Path, provenance: dict | None = None) -> Path:
+    """Atomic Parquet write; ``provenance`` (what built the file) goes into the schema's metadata."""
     table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+    if provenance is not None:
+        metadata = dict(table.schema.metadata or {})
+        metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
+        table = table.replace_schema_metadata(metadata)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return Path(path)
@@ -134,16 +147,124 @@ def read_json(path: Path) -> dict:
         raise StorageError(f"{path} is corrupt ({exc}); re-materialise that partition") from exc
 
 
+def read_provenance(path: Path) -> dict | None:
+    """What built a stored file: the Parquet schema's provenance, or a JSON file's ``provenance`` field."""
+    path = Path(path)
+    if not path.is_file():
+        raise StorageError(f"{path} does not exist: materialise its asset partition first")
+    if path.suffix == ".json":
+        return read_json(path).get("provenance")
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StorageError(f"{path} is corrupt or truncated ({exc}); re-materialise that partition") from exc
+    raw = metadata.get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else None
+
+
 def read_months(layout: "Layout", dataset: str, months: list[str]) -> pd.DataFrame:
-    """One dataset's monthly Parquet partitions, concatenated in month order."""
-    return pd.concat([read_parquet(layout.partition(dataset, m)) for m in months], ignore_index=True)
+    """One dataset's monthly Parquet partitions, concatenated in month order, each checked against what runs."""
+    frames = []
+    for month in months:
+        layout.verify(dataset, month)
+        frames.append(read_parquet(layout.partition(dataset, month)))
+    return pd.concat(frames, ignore_index=True)
+
+
+JSON_DATASETS = ("gan_sequences", "gru_checkpoint")
+# The configuration sections each dataset's content depends on (by its first path component).
+DATASET_CONFIG_SECTIONS = {
+    "raw_bars": (),
+    "features": (),
+    "samples": ("samples",),
+    "gan_sequences": ("samples", "gan", "model"),
+    "gru_checkpoint": ("samples", "gan", "model"),
+    "factor": ("samples", "gan", "model", "factor"),
+    "eval": ("samples", "gan", "model", "factor"),
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What builds the months of a home: the source, the state of its data up to each month, the profile, the config.
+
+    ``source`` names the source (the synthetic market's settings, or the input files' content), and
+    ``month_states[m]`` fingerprints the source's content of every month up to m, so appending next
+    month's bars leaves the earlier months valid while a correction or another market does not.
+    """
+
+    source: str
+    profile: str
+    config_fingerprints: dict  # dataset -> fingerprint of its config sections
+    month_states: dict  # month -> fingerprint of the source's content up to that month
+
+    def stamp(self, dataset: str, month: str) -> dict:
+        return {
+            "source": self.source,
+            "source_state": self.month_states.get(month, "none"),
+            "profile": self.profile,
+            "config": self.config_fingerprints[dataset.split("/")[0]],
+        }
+
+
+def describe_provenance(stamp: dict | None) -> str:
+    if not stamp:
+        return "an unknown source (no provenance recorded)"
+    return (
+        f"source {stamp['source']} (data state {stamp['source_state']}), profile {stamp['profile']}, "
+        f"config {stamp['config']}"
+    )
 
 
 class Layout:
-    """Where each asset partition lives under FACTOR_PIPELINE_HOME (docs/INTERFACES.md)."""
+    """Where each asset partition lives under FACTOR_PIPELINE_HOME (docs/INTERFACES.md).
 
-    def __init__(self, home: str | Path):
+    With an :class:`Identity`, every month written is stamped with what built it and every month read is
+    checked against it, so a home never silently mixes sources, profiles or configurations.
+    """
+
+    def __init__(self, home: str | Path, identity: Identity | None = None):
         self.home = Path(home).resolve()
+        self.identity = identity
+
+    def stamp(self, dataset: str, month: str) -> dict | None:
+        return self.identity.stamp(dataset, month) if self.identity else None
+
+    def partition_path(self, dataset: str, month: str) -> Path:
+        """The file of a partition that carries its provenance (Parquet, or the JSON pointer of a model month)."""
+        return self.partition(dataset, month, "json" if dataset in JSON_DATASETS else "parquet")
+
+    def mismatch(self, dataset: str, month: str) -> str | None:
+        """Why the stored month was built under another identity than this layout's (None when it matches)."""
+        if self.identity is None:
+            return None
+        path = self.partition_path(dataset, month)
+        stored = read_provenance(path)
+        expected = self.stamp(dataset, month)
+        if stored == expected:
+            return None
+        return (
+            f"{path} was built from {describe_provenance(stored)}, but this run is {describe_provenance(expected)}: "
+            f"re-materialise {dataset} for {month} (a backfill does), or use another FACTOR_PIPELINE_HOME"
+        )
+
+    def verify(self, dataset: str, month: str) -> None:
+        problem = self.mismatch(dataset, month)
+        if problem:
+            raise ProvenanceError(problem)
+
+    def matches(self, dataset: str, month: str) -> bool:
+        """Whether the partition exists and was built under this layout's identity."""
+        if not self.partition_path(dataset, month).exists():
+            return False
+        try:
+            return self.mismatch(dataset, month) is None
+        except StorageError:
+            return False
+
+    @property
+    def identity_file(self) -> Path:
+        return self.home / "identity.json"
 
     def dataset(self, name: str) -> Path:
         """Directory of one dataset whose files are ``<month>.parquet`` (e.g. ``raw_bars/daily``)."""

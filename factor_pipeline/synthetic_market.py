@@ -454,7 +454,7 @@ def _month_ends(sessions: pd.DatetimeIndex) -> tuple[np.ndarray, list[int]]:
 def generate_market(cfg: MarketConfig, sessions: pd.DatetimeIndex | None = None) -> SyntheticMarket:
     """Simulate the market over ``sessions`` (default: XSHG sessions from cfg.start to cfg.end). Deterministic."""
     if sessions is None:
-        sessions = partitions.sessions_between(cfg.start, cfg.end)
+        sessions = partitions.sessions_between(cfg.start, cfg.end or partitions.calendar_horizon())
     sessions = pd.DatetimeIndex(sessions).normalize()
     if len(sessions) == 0:
         raise ValueError(f"synthetic market: no sessions between {cfg.start} and {cfg.end}")

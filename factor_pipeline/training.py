@@ -54,12 +54,23 @@ def training_month(month: str, retrain_months: tuple[int, ...]) -> str:
 
 
 def training_dates(train_month: str, cfg: Config) -> pd.DatetimeIndex:
-    """Cross-section dates of the training window whose labels are fully realised at its rebalance date."""
+    """Cross-section dates of the training window whose labels are fully realised at its rebalance date.
+
+    Works on session positions: a date t enters when position(t) + label horizon <= position(d), which needs
+    no session after d and so works at the calendar's horizon (the December retrain of its last year).
+    """
     end = partitions.rebalance_date(train_month)
-    start = partitions.session_offset(end, -(cfg.model.train_window_sessions - 1))
+    end_position = partitions.session_position(end)
+    start_position = end_position - (cfg.model.train_window_sessions - 1)
+    if start_position < 0:
+        raise ValueError(
+            f"the training window of {train_month} ({cfg.model.train_window_sessions} sessions) starts before the "
+            f"calendar's first session {partitions.CALENDAR_START}"
+        )
+    start = partitions.all_sessions()[start_position]
     grid = partitions.training_grid(start, end, cfg.samples.sample_every)
-    horizon = cfg.samples.label_horizon
-    return pd.DatetimeIndex([t for t in grid if partitions.session_offset(t, horizon) <= end])
+    positions = partitions.all_sessions().get_indexer(grid)
+    return grid[positions + cfg.samples.label_horizon <= end_position]
 
 
 def window_months(train_month: str, cfg: Config) -> list[str]:
@@ -67,22 +78,34 @@ def window_months(train_month: str, cfg: Config) -> list[str]:
     return partitions.months_between(partitions.month_of(dates[0]), train_month)
 
 
+def window_starts_after_calendar_start(train_month: str, cfg: Config) -> bool:
+    end_position = partitions.session_position(partitions.rebalance_date(train_month))
+    return end_position >= cfg.model.train_window_sessions - 1
+
+
 def lookback_months(cfg: Config) -> int:
-    """Most months before m whose samples and bars the model of month m reads, over every partition month.
+    """Most months before m whose samples and bars the model of month m reads, over the months exchange-calendars knows.
 
     Computed from the calendar rather than bounded by a rule of thumb, so the partition mappings declare
-    exactly the history a month needs.
+    the history a month needs. It is a property of the profile, not of the source, so it is taken over the
+    library's own sessions, whatever calendar extends them.
     """
-    months = partitions.months_between(partitions.FIRST_MONTH, partitions.last_complete_month())
+    months = partitions.months_between(partitions.FIRST_MONTH, _library_last_complete_month())
     most = 0
     for month in months:
         train_month = training_month(month, cfg.model.retrain_months)
-        try:
-            first = window_months(train_month, cfg)[0]
-        except ValueError:  # a window reaching before the calendar's start
+        if not window_starts_after_calendar_start(train_month, cfg):
             continue
+        first = window_months(train_month, cfg)[0]
         most = max(most, (partitions.parse_month(month) - partitions.parse_month(first)).n)
     return most
+
+
+def _library_last_complete_month() -> str:
+    from factor_pipeline import session_calendar
+
+    horizon = session_calendar.exchange_calendar().known_until
+    return (horizon + pd.Timedelta(days=1) - pd.offsets.MonthEnd(1)).strftime("%Y-%m")
 
 
 @dataclass
@@ -115,6 +138,8 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
 
     dates = training_dates(train_month, cfg)
     months = window_months(train_month, cfg)
+    for month in months:
+        layout.verify("samples", month)
     X_all, samples = features.load_samples(layout.dataset("samples"), months, eligible_only=True)
     keep = samples["trade_date"].isin(dates).to_numpy()
     samples = samples.loc[keep].reset_index(drop=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from factor_pipeline import partitions
-from factor_pipeline.storage import Layout, load_sql, write_parquet
+from factor_pipeline import session_calendar
+from factor_pipeline.storage import Layout, StorageError, load_sql, read_provenance, write_parquet
 
 # placeholder in sql/create_view_*.sql -> dataset directory under FACTOR_PIPELINE_HOME
 DATASETS = {
@@ -60,8 +60,17 @@ def sql_string_literal(text: str) -> str:
 
 
 def write_sessions(layout: Layout) -> Path:
-    """The XSHG calendar as Parquet, so views can count sessions."""
-    sessions = partitions.all_sessions()
+    """The active session calendar as Parquet, so views can count sessions; rewritten whenever the sessions change."""
+    calendar = session_calendar.active()
+    path = layout.sessions_file
+    stamp = {"calendar": calendar.fingerprint, "description": calendar.description}
+    if path.exists():
+        try:
+            if read_provenance(path) == stamp:
+                return path
+        except StorageError:
+            pass  # unreadable: rewrite it
+    sessions = calendar.sessions
     frame = pd.DataFrame(
         {
             "trade_date": sessions.values.astype("datetime64[ns]"),
@@ -69,9 +78,7 @@ def write_sessions(layout: Layout) -> Path:
             "month": sessions.strftime("%Y-%m"),
         }
     )
-    path = layout.sessions_file
-    if not path.exists():
-        write_parquet(frame, path)
+    write_parquet(frame, path, stamp)
     return path
 
 

@@ -198,19 +198,27 @@ def test_bad_input_names_file_column_row_and_writes_nothing(tmp_path, mutate, fi
     assert str(again.value) == str(err)
 
 
-def test_date_past_calendar_horizon_raises_the_horizon_error(tmp_path):
+def test_bars_past_the_calendar_fail_their_month_only_and_name_the_file_to_supply(tmp_path):
     daily, stocks = raw_frames()
     daily.loc[12, "trade_date"] = "20270104"  # a Monday past exchange-calendars' XSHG horizon
     source = write_dir(tmp_path / "input", daily, stocks)
-    cache = tmp_path / "cache"
+    cache = load_source(str(source), CFG, tmp_path / "cache")
+    # The months the calendar covers stay usable; the 2027 bar is not in them.
+    assert len(read_month(cache, "2024-01").daily) > 0
     with pytest.raises(partitions.CalendarHorizonError) as caught:
-        load_source(str(source), CFG, cache)
-    err = caught.value
-    assert isinstance(err, InputValidationError)
-    assert (err.file, err.column, err.row) == ("daily.csv", "trade_date", 12)
-    assert "past the XSHG calendar's horizon" in str(err)
-    assert "not an XSHG trading day" not in str(err)
-    assert cache_files(cache) == []
+        read_month(cache, "2027-01")
+    message = str(caught.value)
+    assert "2026-12-31" in message and "trade_cal.csv" in message and str(source) in message
+
+
+def test_a_session_without_any_bars_is_named(tmp_path):
+    daily, stocks = raw_frames()
+    gap_day = "20240108"  # a Monday session inside the file's range
+    daily = daily[~daily["trade_date"].isin([gap_day, "2024-01-08"])].reset_index(drop=True)
+    with pytest.raises(InputValidationError) as caught:
+        read_input_directory(write_dir(tmp_path / "input", daily, stocks))
+    assert caught.value.column == "trade_date"
+    assert "2024-01-08" in str(caught.value) and "no bars at all" in str(caught.value)
 
 
 def test_date_before_calendar_start_is_named(tmp_path):
@@ -498,7 +506,7 @@ def test_synthetic_source_is_cached_by_market_fingerprint(tmp_path, monkeypatch)
     monkeypatch.setitem(sys.modules, "factor_pipeline.synthetic_market", fake)
 
     cache = load_source("synthetic", CFG, tmp_path / "cache")
-    assert cache.name == f"synthetic-{CFG.fingerprint('market')}"
+    assert cache.name.startswith(f"synthetic-{CFG.fingerprint('market')}-cal-")
     assert calls == [CFG.market]
     assert load_source("synthetic", CFG, tmp_path / "cache") == cache
     assert len(calls) == 1  # reused

@@ -18,11 +18,19 @@ def test_sessions_skip_holidays():
     assert 235 <= len(partitions.sessions_between("2024-01-01", "2024-12-31")) <= 245
 
 
-def test_past_the_calendar_horizon_fails_clearly():
-    with pytest.raises(partitions.CalendarHorizonError, match="horizon"):
-        partitions.rebalance_date("2027-01")
-    with pytest.raises(partitions.CalendarHorizonError):
-        partitions.session_offset("2026-12-30", 20)
+def test_past_every_calendar_fails_clearly_and_names_the_file_to_supply(tmp_path):
+    from factor_pipeline import session_calendar
+
+    previous = session_calendar.active()
+    try:
+        session_calendar.activate(session_calendar.resolve(str(tmp_path)))  # an input directory without trade_cal
+        with pytest.raises(partitions.CalendarHorizonError, match="trade_cal.csv"):
+            partitions.rebalance_date("2027-01")
+        with pytest.raises(partitions.CalendarHorizonError):
+            partitions.session_offset("2026-12-30", 20)
+        assert partitions.rebalance_date("2026-12") == pd.Timestamp("2026-12-31")
+    finally:
+        session_calendar.activate(previous)
 
 
 @pytest.mark.parametrize("key", ["2024-13", "2024-1", "24-01", "2024/01", "", None])
@@ -47,9 +55,17 @@ def test_training_grid_is_anchored_and_sample_dates_include_the_rebalance_date()
     assert set(partitions.training_grid("2024-03-01", "2024-03-31", 5)) <= set(dates)
 
 
-def test_dagster_partitions_start_early_enough_and_stop_at_the_horizon():
-    keys = partitions.monthly_partitions().get_partition_keys()
-    assert keys[0] == partitions.FIRST_MONTH
+def test_dagster_partitions_start_early_and_reach_the_current_month_every_year():
+    import datetime as dt
+
+    from dagster._core.test_utils import freeze_time
+
+    definition = partitions.monthly_partitions()
+    for now, last in [(dt.datetime(2027, 2, 10, tzinfo=dt.timezone.utc), "2027-02"),
+                      (dt.datetime(2031, 7, 3, tzinfo=dt.timezone.utc), "2031-07")]:
+        with freeze_time(now):
+            keys = definition.get_partition_keys()
+        assert keys[0] == partitions.FIRST_MONTH
+        assert keys[-1] == last
     # An evaluation from 2019-02 has two years of history behind it.
-    assert pd.Period(keys[0], "M") <= pd.Period("2017-02", "M")
-    assert keys[-1] <= partitions.last_complete_month()
+    assert pd.Period(partitions.FIRST_MONTH, "M") <= pd.Period("2017-02", "M")

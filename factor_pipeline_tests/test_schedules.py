@@ -45,3 +45,32 @@ def test_schedules_run_in_shanghai_time_and_are_registered():
     assert monthly_factor_schedule.cron_schedule == "0 6 1 * *"
     names = {s.name for s in defs.schedules}
     assert names == {"monthly_factor_schedule", "monthly_evaluation_schedule"}
+
+
+@pytest.mark.parametrize(
+    "tick, factor_month, evaluated_month",
+    [
+        (dt.datetime(2027, 1, 1, 6, tzinfo=SHANGHAI), "2026-12", "2026-11"),
+        (dt.datetime(2027, 2, 1, 6, tzinfo=SHANGHAI), "2027-01", "2026-12"),
+    ],
+)
+def test_the_schedules_keep_ticking_past_the_library_calendar(tmp_path, tick, factor_month, evaluated_month):
+    from dagster._core.test_utils import freeze_time
+
+    from factor_pipeline import partitions, session_calendar
+    from factor_pipeline_tests.test_session_calendar import write_trade_cal
+
+    write_trade_cal(tmp_path / "trade_cal.csv")
+    previous = session_calendar.active()
+    session_calendar.activate(session_calendar.resolve(str(tmp_path)))
+    try:
+        with freeze_time(tick):
+            factor = _tick(monthly_factor_schedule, tick)
+            evaluation = _tick(monthly_evaluation_schedule, tick.replace(hour=9))
+            keys = partitions.monthly_partitions().get_partition_keys()
+        assert [r.partition_key for r in factor] == [factor_month]
+        assert [r.partition_key for r in evaluation] == [evaluated_month]
+        assert factor_month in keys and evaluated_month in keys
+        assert partitions.rebalance_date(factor_month).date() < tick.date()
+    finally:
+        session_calendar.activate(previous)
