@@ -33,7 +33,7 @@ CALENDAR_START = "2015-01-01"
 CALENDAR_ENV = "FACTOR_PIPELINE_CALENDAR"
 SOURCE_ENV = "FACTOR_PIPELINE_SOURCE"
 CALENDAR_FILE_NAMES = ("trade_cal.csv", "trade_cal.parquet")
-SYNTHETIC_CALENDAR_END = pd.Timestamp("2030-12-31")
+SYNTHETIC_CALENDAR_END = pd.Timestamp("2028-12-31")
 # Lunar new year's day; the synthetic calendar closes from its eve for seven days.
 _SPRING_FESTIVAL = {
     2027: "2027-02-06", 2028: "2028-01-26", 2029: "2029-02-13", 2030: "2030-02-03",

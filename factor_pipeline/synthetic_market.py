@@ -8,8 +8,10 @@
   end d(m) and every stock trading on it, E[R(i,m) | the generator's state at the close of d(m)].
 - Same config (seed included) -> bit-identical frames. Each component draws from its own child stream
   (``SeedSequence(seed).spawn``) with the same array shapes every session, and the plan of listings,
-  delistings and dividends is laid out to the calendar's horizon whatever ``cfg.end`` is: a run to an
-  earlier end is an exact prefix of a longer run (no look-ahead in the source).
+  delistings and dividends is laid out to exchange-calendars' horizon whatever ``cfg.end`` is: a run to an
+  earlier end is an exact prefix of a longer run (no look-ahead in the source). Past that horizon the
+  market runs on (synthetic calendar, or a calendar file) without new listings, delistings, ST periods
+  or dividends, so extending the calendar never changes a month before it.
 - Full profile (5,000 names, 2017-2026, ~9.8M rows): ~10 s and ~1.8 GB peak RSS (bench/bench_market.py).
 
 Universe. ``cfg.n_stocks`` names are listed at the plan's end (the calendar's horizon); at the start
@@ -75,7 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from factor_pipeline import market_rules, partitions
+from factor_pipeline import market_rules, partitions, session_calendar
 from factor_pipeline.config import MarketConfig
 
 # --------------------------------------------------------------------------------------------------
@@ -458,16 +460,16 @@ def generate_market(cfg: MarketConfig, sessions: pd.DatetimeIndex | None = None)
     sessions = pd.DatetimeIndex(sessions).normalize()
     if len(sessions) == 0:
         raise ValueError(f"synthetic market: no sessions between {cfg.start} and {cfg.end}")
-    # The plan (listings, delistings, dividends) is laid out to the calendar's horizon, whatever the end, so
-    # that a shorter run is an exact prefix of a longer one.
-    horizon_sessions = partitions.all_sessions()
-    horizon_sessions = horizon_sessions[horizon_sessions >= sessions[0]]
-    if len(horizon_sessions) < len(sessions) or not np.array_equal(
-        horizon_sessions[: len(sessions)].to_numpy(), sessions.to_numpy()
-    ):
-        plan_sessions = sessions  # a custom calendar: plan over it
+    # The plan (listings, delistings, dividends) is laid out to exchange-calendars' horizon, whatever the end,
+    # so that a shorter run is an exact prefix of a longer one, and a run past the horizon (on the synthetic
+    # calendar or a calendar file) continues the same market without planned events after it.
+    library = session_calendar.exchange_calendar().sessions
+    library = library[library >= sessions[0]]
+    shared = min(len(library), len(sessions))
+    if shared and np.array_equal(library[:shared].to_numpy(), sessions[:shared].to_numpy()):
+        plan_sessions = library
     else:
-        plan_sessions = horizon_sessions
+        plan_sessions = sessions  # a custom calendar: plan over it
     seqs = np.random.SeedSequence(int(cfg.seed)).spawn(11)
     plan = _plan(cfg, plan_sessions, seqs[0])
     return _simulate(plan, sessions, seqs[1:])

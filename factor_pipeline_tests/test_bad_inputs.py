@@ -13,6 +13,7 @@ import pytest
 from factor_pipeline import checks, partitions
 from factor_pipeline.assets import features, raw_bars, samples
 from factor_pipeline.resources import PipelineResource
+from factor_pipeline.storage import Layout
 from factor_pipeline_tests.conftest import pipeline_env, run_cli
 
 
@@ -21,7 +22,8 @@ from factor_pipeline_tests.conftest import pipeline_env, run_cli
     [
         (["--from", "2016-01", "--to", "2016-02"], {}, "outside the partitions"),
         (["--from", "2024-13", "--to", "2024-14"], {}, "not a month"),
-        (["--from", "2026-12", "--to", "2027-02"], {}, "horizon"),
+        # Past the embedded market's synthetic calendar (2028-12-31), whatever today's date.
+        (["--from", "2031-01", "--to", "2031-02"], {}, "past the session calendar"),
         (["--from", "2024-05", "--to", "2024-03"], {}, "empty"),
         (["--from", "2024-05", "--to", "2024-05"], {"FACTOR_PIPELINE_PROFILE": "huge"}, "FACTOR_PIPELINE_PROFILE"),
         (["--from", "2024-05", "--to", "2024-05"], {"FACTOR_PIPELINE_GAN_MODE": "sideways"}, "gan.mode"),
@@ -83,7 +85,8 @@ def test_an_invalid_input_file_names_file_column_row_and_keeps_the_loaded_months
     assert not result.success
     text = _error_text(result)
     assert "daily.csv" in text and "'high'" in text and "row 5" in text
-    assert resource.layout.partition("raw_bars/daily", "2024-03").read_bytes() == kept
+    # The resource's layout needs a valid source to know its identity; the stored month is read by path.
+    assert Layout(resource.home).partition("raw_bars/daily", "2024-03").read_bytes() == kept
 
 
 def test_a_truncated_parquet_in_storage_is_named_and_downstream_kept(input_market):

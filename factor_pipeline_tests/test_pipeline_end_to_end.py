@@ -93,3 +93,63 @@ def test_rematerialising_a_month_gives_identical_tables_and_checkpoint(smoke_bac
     pd.testing.assert_frame_equal(pd.read_parquet(home / "factor" / "2024-06.parquet"), before_factor)
     assert np.array_equal(np.load(home / "samples" / "2024-06.npy"), before_samples)
     assert {p.name: p.read_bytes() for p in (home / "checkpoints").glob("*.pt")} == checkpoints
+
+
+@pytest.mark.slow
+def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp_path):
+    """Clock in February 2027: the 2026-12 retrain, its evaluation on January 2027 bars, the 2027-01 factor."""
+    import datetime as dt
+
+    from dagster._core.test_utils import freeze_time
+
+    from factor_pipeline import session_calendar
+    from factor_pipeline.assets import ALL_ASSETS
+    from factor_pipeline.config import profile_config
+    from factor_pipeline.resources import PipelineResource
+    from factor_pipeline.synthetic_market import generate_market
+    from factor_pipeline_tests.test_session_calendar import write_trade_cal
+
+    source = tmp_path / "vendor"
+    source.mkdir()
+    spring_festival = [str(d.date()) for d in pd.date_range("2027-02-05", "2027-02-11")]
+    write_trade_cal(source / "trade_cal.csv", closed=["2027-01-01", *spring_festival])
+    previous = session_calendar.active()
+    calendar = session_calendar.activate(session_calendar.resolve(str(source)))
+    try:
+        cfg = profile_config("smoke").replace(market={"start": "2025-10-09"})
+        market = generate_market(cfg.market, calendar.sessions[(calendar.sessions >= "2025-10-09") & (calendar.sessions <= "2027-02-10")])
+        market.daily.to_parquet(source / "daily.parquet", index=False)
+        market.stocks.to_parquet(source / "stocks.parquet", index=False)
+        pipeline = PipelineResource(home=str(tmp_path / "home"), source=str(source), profile="smoke")
+
+        def materialise(assets, month):
+            result = dg.materialize(ALL_ASSETS, selection=assets, partition_key=month, resources={"pipeline": pipeline})
+            assert result.success, month
+
+        with freeze_time(dt.datetime(2027, 2, 10, 12, tzinfo=dt.timezone.utc)):
+            for month in partitions.months_between("2025-12", "2027-01"):
+                assets = ["raw_bars"]
+                if month >= "2026-02":
+                    assets.append("features")
+                if month >= "2026-06":
+                    assets.append("samples")
+                materialise(assets, month)
+            for month in ["2026-12", "2027-01"]:
+                materialise(["gan_sequences", "gru_checkpoint", "pret_factor"], month)
+            materialise(["factor_evaluation", "factor_report"], "2026-12")
+            with pytest.raises(dg.DagsterUnknownPartitionError):
+                # Partitions reach the current month only: March 2027 does not exist yet in February.
+                materialise(["raw_bars"], "2027-03")
+    finally:
+        session_calendar.activate(previous)
+
+    home = tmp_path / "home"
+    factor = pd.read_parquet(home / "factor" / "2027-01.parquet")
+    assert len(factor) > 50 and factor["rebalance_date"].iloc[0] == pd.Timestamp("2027-01-29")
+    assert set(factor["train_month"]) == {"2026-12"}
+    record = json.loads((home / "gru_checkpoint" / "2026-12.json").read_text())
+    assert record["train_month"] == "2026-12"
+    ic = pd.read_parquet(home / "eval" / "ic" / "2026-12.parquet")
+    assert bool(ic["complete"].iloc[0]) and ic["as_of"].iloc[0] == pd.Timestamp("2027-01-29")
+    assert np.isfinite(ic["ic"].iloc[0])
+    assert (home / "reports" / "2026-12" / "report.md").exists()

@@ -354,6 +354,21 @@ def test_a_shorter_run_is_an_exact_prefix(market):
     assert short.stocks["delist_date"][delisted_later.to_numpy()].isna().all()
 
 
+def test_running_past_the_library_calendar_changes_no_earlier_month(market):
+    """The synthetic calendar (or a calendar file) extends the market; every month before it stays bit-identical."""
+    longer = generate_market(MarketConfig(n_stocks=CFG.n_stocks, seed=CFG.seed, start=CFG.start, end="2027-03-31"))
+    assert longer.daily["trade_date"].max() > pd.Timestamp("2027-03-01")
+    cut = pd.Timestamp(CFG.end)
+    pd.testing.assert_frame_equal(
+        longer.daily[longer.daily["trade_date"] <= cut].reset_index(drop=True), market.daily, check_exact=True
+    )
+    pd.testing.assert_frame_equal(
+        longer.truth[longer.truth["month"] < "2026-12"].reset_index(drop=True),
+        market.truth[market.truth["month"] < "2026-12"].reset_index(drop=True),
+        check_exact=True,
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # The planted effects
 
