@@ -832,7 +832,7 @@ def load_source(source: str, cfg: Config, cache_dir: Path, calendar_path: str | 
             return target
         from factor_pipeline.synthetic_market import generate_market  # lazy: a heavy module
 
-        market = generate_market(cfg.market)
+        market = generate_market(cfg.market, calendar=calendar)
         frames = validate_frames(market.daily, market.stocks, getattr(market, "truth", None), label="synthetic market")
         manifest = {
             "source": "synthetic",

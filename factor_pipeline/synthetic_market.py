@@ -77,7 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from factor_pipeline import market_rules, partitions, session_calendar
+from factor_pipeline import market_rules, session_calendar
 from factor_pipeline.config import MarketConfig
 
 # --------------------------------------------------------------------------------------------------
@@ -419,20 +419,20 @@ def _std_t(rng: np.random.Generator, df: float, size) -> np.ndarray:
 # The simulation
 
 
-def _month_ends(sessions: pd.DatetimeIndex) -> tuple[np.ndarray, list[int]]:
+def _month_ends(sessions: pd.DatetimeIndex, calendar: session_calendar.SessionCalendar) -> tuple[np.ndarray, list[int]]:
     """Indices of the month-end sessions in ``sessions`` and each one's holding days (next month's sessions)."""
     periods = sessions.to_period("M")
     ends, holding = [], []
-    calendar = partitions.all_sessions()
+    known = calendar.sessions
     for t in range(len(sessions)):
         if t + 1 < len(sessions):
             is_end = periods[t] != periods[t + 1]
         else:
-            later = calendar[calendar > sessions[t]]
+            later = known[known > sessions[t]]
             if len(later):
                 is_end = later[0].to_period("M") != periods[t]
-            elif sessions[t] in calendar:
-                is_end = True  # the calendar's horizon (2026-12-31) closes its month
+            elif sessions[t] in known:
+                is_end = True  # the calendar's last session closes its month
             else:
                 is_end = (sessions[t] + pd.offsets.BDay(1)).month != sessions[t].month
         if not is_end:
@@ -441,22 +441,28 @@ def _month_ends(sessions: pd.DatetimeIndex) -> tuple[np.ndarray, list[int]]:
         in_sessions = int((periods == nxt).sum())
         if t + in_sessions + 1 < len(sessions):
             h = in_sessions
+        elif calendar.known_until >= nxt.end_time.normalize():
+            h = int((known.to_period("M") == nxt).sum()) or 21
         else:
-            try:
-                h = len(partitions.month_sessions(nxt.strftime("%Y-%m")))
-            except (partitions.CalendarHorizonError, partitions.PartitionKeyError):
-                h = 0
-            if h == 0:
-                h = 21
+            h = 21  # the next month is past the calendar: a typical month's sessions
         ends.append(t)
         holding.append(h)
     return np.array(ends, dtype=np.int64), holding
 
 
-def generate_market(cfg: MarketConfig, sessions: pd.DatetimeIndex | None = None) -> SyntheticMarket:
-    """Simulate the market over ``sessions`` (default: XSHG sessions from cfg.start to cfg.end). Deterministic."""
+def generate_market(
+    cfg: MarketConfig,
+    sessions: pd.DatetimeIndex | None = None,
+    calendar: session_calendar.SessionCalendar | None = None,
+) -> SyntheticMarket:
+    """Simulate the market over ``sessions`` (default: the calendar's sessions from cfg.start to cfg.end, or to
+    its last day). ``calendar`` defaults to the embedded market's own (exchange-calendars + the synthetic
+    calendar). Deterministic."""
+    calendar = calendar or session_calendar.resolve("synthetic")
     if sessions is None:
-        sessions = partitions.sessions_between(cfg.start, cfg.end or partitions.calendar_horizon())
+        end = pd.Timestamp(cfg.end) if cfg.end else calendar.known_until
+        calendar.check_known(end)
+        sessions = calendar.sessions[(calendar.sessions >= pd.Timestamp(cfg.start)) & (calendar.sessions <= end)]
     sessions = pd.DatetimeIndex(sessions).normalize()
     if len(sessions) == 0:
         raise ValueError(f"synthetic market: no sessions between {cfg.start} and {cfg.end}")
@@ -472,10 +478,10 @@ def generate_market(cfg: MarketConfig, sessions: pd.DatetimeIndex | None = None)
         plan_sessions = sessions  # a custom calendar: plan over it
     seqs = np.random.SeedSequence(int(cfg.seed)).spawn(11)
     plan = _plan(cfg, plan_sessions, seqs[0])
-    return _simulate(plan, sessions, seqs[1:])
+    return _simulate(plan, sessions, seqs[1:], calendar)
 
 
-def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs) -> SyntheticMarket:
+def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_calendar.SessionCalendar) -> SyntheticMarket:
     # One independent stream per component: a component's draws never shift another's.
     (rng_mkt, rng_idio, rng_jump, rng_intra, rng_vol, rng_susp, rng_ep, rng_st, rng_ipo, rng_misc) = [
         np.random.default_rng(s) for s in seqs
@@ -537,7 +543,7 @@ def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs) -> SyntheticMarket:
         for chunk_flat, chunk_day in zip(np.split(flat, bounds), np.split(days, bounds)):
             dividend_today[int(chunk_day[0])] = chunk_flat
 
-    month_end_idx, holding = _month_ends(sessions)
+    month_end_idx, holding = _month_ends(sessions, calendar)
     month_end_pos = {int(t): k for k, t in enumerate(month_end_idx)}
     truth_parts = []
     out: dict[str, list] = {key: [] for key in (

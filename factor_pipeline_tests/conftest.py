@@ -46,3 +46,13 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def keep_the_active_calendar():
+    """Loading an input directory activates its calendar process-wide; no test leaks it into the next."""
+    from factor_pipeline import session_calendar
+
+    previous = session_calendar.active()
+    yield
+    session_calendar.activate(previous)

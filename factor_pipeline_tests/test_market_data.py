@@ -497,7 +497,7 @@ def test_synthetic_source_is_cached_by_market_fingerprint(tmp_path, monkeypatch)
     )
     calls = []
 
-    def generate_market(cfg, sessions=None):
+    def generate_market(cfg, sessions=None, calendar=None):
         calls.append(cfg)
         return types.SimpleNamespace(daily=frames.daily, stocks=frames.stocks, truth=truth)
 
@@ -523,7 +523,7 @@ def test_synthetic_market_is_validated_too(tmp_path, monkeypatch):
     daily = frames.daily.copy()
     daily.loc[5, "high"] = daily.loc[5, "low"] - 1.0
     fake = types.ModuleType("factor_pipeline.synthetic_market")
-    fake.generate_market = lambda cfg, sessions=None: types.SimpleNamespace(daily=daily, stocks=frames.stocks, truth=None)
+    fake.generate_market = lambda cfg, sessions=None, calendar=None: types.SimpleNamespace(daily=daily, stocks=frames.stocks, truth=None)
     monkeypatch.setitem(sys.modules, "factor_pipeline.synthetic_market", fake)
     with pytest.raises(InputValidationError) as caught:
         load_source("synthetic", CFG, tmp_path / "cache")
