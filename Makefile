@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(FACTOR_PIPELINE_HOME)/dagster
 DEMO_FROM ?= 2024-01
 DEMO_TO ?= 2024-12
 
-.PHONY: install run test ui bench validate clean
+.PHONY: install run test test-fast ui bench validate clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/factor-pipeline backfill --from $(DEMO_FROM) --to $(DEMO_TO) --executor in_process --parallel 2
 	$(BIN)/factor-pipeline report
 
+# The full lane: every test, and the 15 slowest printed so that a creeping test is noticed.
 test: install
-	$(BIN)/pytest -q factor_pipeline_tests
+	$(BIN)/pytest -q --durations=15 factor_pipeline_tests
+
+# The fast lane (under 2 minutes on 2 cores): every stage's logic, without the tests that drive whole
+# Dagster runs through the CLI, the webserver or subprocesses (marked `slow`).
+test-fast: install
+	$(BIN)/pytest -q -m "not slow" --durations=15 factor_pipeline_tests
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml

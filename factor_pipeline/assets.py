@@ -161,19 +161,26 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
     train_month = training.training_month(month, cfg.model.retrain_months)
-    data = training.load_training_data(layout, train_month, cfg)
-    artifact = training.ensure_gan(layout, data, cfg, log=context.log.info)
-    pointer = {"month": month, "train_month": train_month, "mode": cfg.gan.mode, "gan_id": artifact.gan_id}
-    write_json({**pointer, "provenance": layout.stamp("gan_sequences", month)}, layout.partition_path("gan_sequences", month))
-    metadata = {**pointer, "trained_now": artifact.trained, "data_fingerprint": data.fingerprint}
-    if artifact.gan_id:
+    pointer = {"month": month, "train_month": train_month, "mode": cfg.gan.mode, "gan_id": None}
+    metadata = {"trained_now": False}
+    # Mode off has no GAN stage: nothing is loaded or trained, only the pointer the checkpoint step reads.
+    if cfg.gan.mode != "off":
+        data = training.load_training_data(layout, train_month, cfg)
+        artifact = training.ensure_gan(layout, data, cfg, log=context.log.info)
+        pointer["gan_id"] = artifact.gan_id
         side = artifact.sidecar
-        metadata["steps_run"] = side["steps_run"]
-        metadata["stop_reason"] = side["stop_reason"]
-        metadata["losses"] = dg.MetadataValue.md(
-            _png_markdown(report.plot_curves({"generator": side["g_loss"], "discriminator": side["d_loss"]}, "GAN losses"), "GAN losses")
-        )
-        metadata["real_vs_generated"] = dg.MetadataValue.md(pd.DataFrame(side["similarity"]).round(4).to_markdown(index=False))
+        metadata = {
+            "trained_now": artifact.trained,
+            "data_fingerprint": data.fingerprint,
+            "steps_run": side["steps_run"],
+            "stop_reason": side["stop_reason"],
+            "losses": dg.MetadataValue.md(
+                _png_markdown(report.plot_curves({"generator": side["g_loss"], "discriminator": side["d_loss"]}, "GAN losses"), "GAN losses")
+            ),
+            "real_vs_generated": dg.MetadataValue.md(pd.DataFrame(side["similarity"]).round(4).to_markdown(index=False)),
+        }
+    write_json({**pointer, "provenance": layout.stamp("gan_sequences", month)}, layout.partition_path("gan_sequences", month))
+    metadata = {**pointer, **metadata}
     return dg.MaterializeResult(metadata=metadata)
 
 

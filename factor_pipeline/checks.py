@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from factor_pipeline import partitions
+from factor_pipeline.resources import PipelineResource
 
 RAW_BARS_CHECK = dg.AssetCheckSpec("bars_quality", asset="raw_bars", blocking=True,
                                    description="Prices positive, OHLC consistent, no duplicates, sessions only, every code in the stock table.")
@@ -87,3 +88,29 @@ def check_pret(table: pd.DataFrame, month: str) -> dg.AssetCheckResult:
     if len(finite) > 1 and finite.std() == 0:
         problems.append("pRet is constant across stocks")
     return _result(PRET_CHECK, problems, stocks=len(table))
+
+
+def month_due(now) -> str:
+    """The month whose factor is due: the one before ``now``'s month in Shanghai time."""
+    import datetime as dt
+
+    local = now.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    return partitions.shift_month(local.strftime("%Y-%m"), -1)
+
+
+@dg.asset_check(
+    asset="pret_factor",
+    name="factor_on_time",
+    blocking=False,
+    description="The month just ended has its factor (from this source and configuration) by 08:00 Shanghai on the 2nd.",
+)
+def factor_on_time(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    from dagster._time import get_current_datetime  # Dagster's clock, so a frozen test clock applies
+
+    month = month_due(get_current_datetime())
+    present = pipeline.layout.matches("factor", month)
+    return dg.AssetCheckResult(
+        passed=present,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"month": month, "problems": "none" if present else f"the factor of {month} is missing: materialise pret_factor for {month}"},
+    )

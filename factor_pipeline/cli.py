@@ -205,8 +205,35 @@ def run_partition(month: str, assets: list[str], executor: str, max_concurrent: 
             run_config={"execution": {"config": execution}},
             tags={"dagster/partition": month, "factor_pipeline/backfill": backfill_id},
             asset_selection=[dg.AssetKey(a) for a in assets],
+            raise_on_error=False,
         )
+        for line in failure_reasons(result.all_events):
+            print(f"[{month}] {line}", file=sys.stderr, flush=True)
         return 0 if result.success else 1
+
+
+def failure_reasons(events) -> list[str]:
+    """Why a run failed, as the UI shows it: each failed step's error and each failed check's problems."""
+    import dagster as dg
+
+    reasons = []
+    for event in events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+                continue  # the failed check's own line below says why
+            message = error.message.strip() if error else "unknown error"
+            while error is not None and error.cause is not None and "dagster" in error.cls_name.lower():
+                error = error.cause  # Dagster wraps the user's exception; show the user's
+                message = f"{error.cls_name}: {error.message.strip()}"
+            reasons.append(f"{event.step_key} failed: {message}")
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                problems = evaluation.metadata.get("problems")
+                text = problems.value if problems is not None else "failed"
+                reasons.append(f"{evaluation.asset_key.to_user_string()} check {evaluation.check_name}: {text}")
+    return reasons
 
 
 def backfill(args) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 from factor_pipeline.assets import ALL_ASSETS
+from factor_pipeline.checks import factor_on_time
 from factor_pipeline.executors import executor_from_env
 from factor_pipeline.resources import PipelineResource
 from factor_pipeline.schedules import ALL_JOBS, ALL_SCHEDULES
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
+    asset_checks=[factor_on_time],
     jobs=ALL_JOBS,
     schedules=ALL_SCHEDULES,
     resources={"pipeline": PipelineResource.from_env()},

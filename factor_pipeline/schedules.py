@@ -12,6 +12,7 @@ import datetime as dt
 import dagster as dg
 
 from factor_pipeline import partitions
+from factor_pipeline.checks import factor_on_time
 
 TIMEZONE = "Asia/Shanghai"
 FACTOR_ASSETS = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor"]
@@ -58,5 +59,21 @@ def monthly_evaluation_schedule(context: dg.ScheduleEvaluationContext) -> dg.Run
     return dg.RunRequest(run_key=f"evaluation-{month}", partition_key=month)
 
 
-ALL_JOBS = [monthly_factor_job, monthly_evaluation_job, all_assets_job]
-ALL_SCHEDULES = [monthly_factor_schedule, monthly_evaluation_schedule]
+factor_freshness_job = dg.define_asset_job(
+    "factor_freshness_job",
+    selection=dg.AssetSelection.checks(factor_on_time),
+    description="Whether the month just ended has its factor.",
+)
+
+# Two hours after the factor's scheduled run would have finished: a month still missing then is flagged
+# in the UI (a failed WARN check on pret_factor), whatever the reason (a failed run, a schedule left off).
+factor_freshness_schedule = dg.ScheduleDefinition(
+    name="factor_freshness_schedule",
+    cron_schedule="0 8 2 * *",
+    execution_timezone=TIMEZONE,
+    job=factor_freshness_job,
+    description="08:00 Shanghai on the 2nd: flag the month just ended if its factor is still missing.",
+)
+
+ALL_JOBS = [monthly_factor_job, monthly_evaluation_job, all_assets_job, factor_freshness_job]
+ALL_SCHEDULES = [monthly_factor_schedule, monthly_evaluation_schedule, factor_freshness_schedule]

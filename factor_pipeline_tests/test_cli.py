@@ -32,3 +32,27 @@ def test_plan_skips_upstream_months_already_on_disk(tmp_path, monkeypatch):
     raw_before = {r.month for r in warm if "raw_bars" in r.assets}
     assert all(m >= "2024-05" for m in raw_before)
     assert len(warm) <= len(cold)
+
+
+def test_failure_reasons_say_what_the_ui_shows():
+    import dagster as dg
+
+    from factor_pipeline.cli import failure_reasons
+
+    spec = dg.AssetCheckSpec("bars_quality", asset="bars", blocking=True)
+
+    @dg.asset(check_specs=[spec])
+    def bars():
+        return dg.MaterializeResult(
+            check_results=[dg.AssetCheckResult(check_name="bars_quality", passed=False, metadata={"problems": "3 rows with a non-positive price"})]
+        )
+
+    @dg.asset
+    def features():
+        raise ValueError("raw_bars/daily/2020-12.parquet does not exist")
+
+    checked = failure_reasons(dg.materialize([bars], raise_on_error=False).all_events)
+    assert checked == ["bars check bars_quality: 3 rows with a non-positive price"]
+    failed = failure_reasons(dg.materialize([features], raise_on_error=False).all_events)
+    assert len(failed) == 1 and "features failed" in failed[0]
+    assert "ValueError: raw_bars/daily/2020-12.parquet does not exist" in failed[0]

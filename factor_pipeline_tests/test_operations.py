@@ -8,13 +8,18 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from factor_pipeline_tests.conftest import pipeline_env, run_cli
+
+# Drives whole Dagster runs: the full lane only (`make test`), not `make test-fast`.
+pytestmark = pytest.mark.slow
 
 READER = r"""
 import json, sys, time, duckdb
 path, out, stop = sys.argv[1], sys.argv[2], sys.argv[3]
 import os
+
 stats = {"queries": 0, "errors": [], "rows": []}
 con = duckdb.connect(path, read_only=True)
 while not os.path.exists(stop):

@@ -11,6 +11,9 @@ import pytest
 from factor_pipeline import partitions
 from factor_pipeline_tests.conftest import run_cli
 
+# Drives whole Dagster runs: the full lane only (`make test`), not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 MONTHS = ["2024-05", "2024-06", "2024-07"]
 
 
@@ -95,7 +98,6 @@ def test_rematerialising_a_month_gives_identical_tables_and_checkpoint(smoke_bac
     assert {p.name: p.read_bytes() for p in (home / "checkpoints").glob("*.pt")} == checkpoints
 
 
-@pytest.mark.slow
 def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp_path):
     """Clock in February 2027: the 2026-12 retrain, its evaluation on January 2027 bars, the 2027-01 factor."""
     import datetime as dt

@@ -44,7 +44,7 @@ def test_schedules_run_in_shanghai_time_and_are_registered():
     assert monthly_factor_schedule.execution_timezone == "Asia/Shanghai"
     assert monthly_factor_schedule.cron_schedule == "0 6 1 * *"
     names = {s.name for s in defs.schedules}
-    assert names == {"monthly_factor_schedule", "monthly_evaluation_schedule"}
+    assert names == {"monthly_factor_schedule", "monthly_evaluation_schedule", "factor_freshness_schedule"}
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,32 @@ def test_the_schedules_keep_ticking_past_the_library_calendar(tmp_path, tick, fa
         assert partitions.rebalance_date(factor_month).date() < tick.date()
     finally:
         session_calendar.activate(previous)
+
+
+def test_the_freshness_check_flags_a_month_whose_factor_is_missing_at_eight_on_the_second(tmp_path):
+    import pandas as pd
+    from dagster._core.test_utils import freeze_time
+
+    from factor_pipeline.assets import ALL_ASSETS
+    from factor_pipeline.checks import factor_on_time
+    from factor_pipeline.resources import PipelineResource
+    from factor_pipeline.schedules import factor_freshness_job, factor_freshness_schedule
+    from factor_pipeline.storage import write_parquet
+    from factor_pipeline_tests.test_market_data import raw_frames, write_dir
+
+    assert factor_freshness_schedule.cron_schedule == "0 8 2 * *"
+    pipeline = PipelineResource(home=str(tmp_path / "home"), source=str(write_dir(tmp_path / "in", *raw_frames())), profile="smoke")
+    job = dg.Definitions(
+        assets=ALL_ASSETS, asset_checks=[factor_on_time], jobs=[factor_freshness_job], resources={"pipeline": pipeline}
+    ).resolve_job_def("factor_freshness_job")
+
+    def evaluate():
+        with dg.instance_for_test() as instance, freeze_time(dt.datetime(2024, 3, 2, 8, tzinfo=SHANGHAI)):
+            (evaluation,) = job.execute_in_process(instance=instance, raise_on_error=False).get_asset_check_evaluations()
+            return evaluation
+
+    missing = evaluate()
+    assert not missing.passed and missing.metadata["month"].value == "2024-02"
+    layout = pipeline.layout
+    write_parquet(pd.DataFrame({"ts_code": ["600000.SH"], "pret": [0.1]}), layout.partition("factor", "2024-02"), layout.stamp("factor", "2024-02"))
+    assert evaluate().passed

@@ -15,6 +15,9 @@ import pytest
 
 from factor_pipeline_tests.conftest import REPO, pipeline_env
 
+# Drives whole Dagster runs: the full lane only (`make test`), not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 LAUNCH = """
 mutation($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
