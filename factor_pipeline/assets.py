@@ -12,7 +12,7 @@ from factor_pipeline import checks, partitions, training
 from factor_pipeline import features as feature_stage
 from factor_pipeline.executors import TRAINING_OP_TAGS
 from factor_pipeline.resources import PipelineResource
-from factor_pipeline.storage import StorageError, read_json, read_months, write_json, write_parquet
+from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_json, write_parquet
 from factor_pipeline.views import ensure_views
 
 monthly = partitions.monthly_partitions()
@@ -41,8 +41,10 @@ def _history(asset: str, months_back: int, months_forward: int = 0) -> dg.AssetI
     )
 
 
-def _months(month: str, back: int, forward: int = 0) -> list[str]:
-    first = max(partitions.shift_month(month, -back), partitions.FIRST_MONTH)
+def _months(layout: Layout, month: str, back: int, forward: int = 0) -> list[str]:
+    """Months m-back..m+forward that exist: from the first partition and the source's first month on."""
+    first_data = layout.identity.first_month if layout.identity else None
+    first = max(partitions.shift_month(month, -back), partitions.FIRST_MONTH, first_data or "")
     return partitions.months_between(first, partitions.shift_month(month, forward))
 
 
@@ -98,7 +100,7 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     """The 18 daily volume-price features of every stock and traded day of the month, computed in DuckDB on adjusted prices."""
     month = context.partition_key
     layout = pipeline.layout
-    daily = read_months(layout, "raw_bars/daily", _months(month, feature_stage.FEATURE_LOOKBACK_MONTHS))
+    daily = read_months(layout, "raw_bars/daily", _months(layout, month, feature_stage.FEATURE_LOOKBACK_MONTHS))
     table = feature_stage.compute_features(daily, month)
     write_parquet(table, layout.partition("features", month), layout.stamp("features", month))
     _finish(context, pipeline)
@@ -122,8 +124,8 @@ def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
     """Every listed stock on the month's sample dates: universe flags and its preprocessed 40 x 18 sequence."""
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
-    history = read_months(layout, "features", _months(month, feature_stage.SEQUENCE_LOOKBACK_MONTHS))
-    daily = read_months(layout, "raw_bars/daily", _months(month, 1))
+    history = read_months(layout, "features", _months(layout, month, feature_stage.SEQUENCE_LOOKBACK_MONTHS))
+    daily = read_months(layout, "raw_bars/daily", _months(layout, month, 1))
     stocks = read_months(layout, "raw_bars/stocks", [month])
     X, table = feature_stage.build_samples(history, daily, stocks, month, cfg.samples)
     feature_stage.save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month))
@@ -274,7 +276,7 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
     out["train_month"] = record["train_month"]
     if "gan_off_checkpoint" in record:
         out["pret_gan_off"] = training.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}))
-    daily = read_months(layout, "raw_bars/daily", _months(month, REVERSAL_LOOKBACK))
+    daily = read_months(layout, "raw_bars/daily", _months(layout, month, REVERSAL_LOOKBACK))
     adj = daily.assign(adj_close=daily["close"] * daily["adj_factor"])[daily["volume"] > 0]
     reversal = factor.reversal_20d(adj[["ts_code", "trade_date", "adj_close"]], rebalance)
     out["reversal_20d"] = out["ts_code"].map(reversal).to_numpy(dtype=float)

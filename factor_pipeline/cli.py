@@ -82,6 +82,35 @@ class PlannedRun:
         return bool(MODEL_STAGES & set(self.assets))
 
 
+def refuse_history_before_the_source(months: list[str], layout: Layout) -> str:
+    """The source's first month; raises, naming the first month that can be built, when a requested month's
+    model trains on a window that starts before it (that history really is needed, and does not exist)."""
+    from factor_pipeline import training
+    from factor_pipeline.resources import PipelineResource
+
+    first_data = (layout.identity.first_month if layout.identity else None) or partitions.FIRST_MONTH
+    cfg = PipelineResource.from_env().config
+    if months[0] < first_data:
+        raise partitions.PartitionKeyError(f"the source's first month is {first_data}: {months[0]} has no bars")
+
+    def window_start(month: str) -> str:
+        train_month = training.training_month(month, cfg.model.retrain_months)
+        if not training.window_starts_after_calendar_start(train_month, cfg):
+            return partitions.FIRST_MONTH
+        return training.window_months(train_month, cfg)[0]
+
+    short = [m for m in months if window_start(m) < first_data]
+    if short:
+        candidate = first_data
+        while window_start(candidate) < first_data:
+            candidate = partitions.shift_month(candidate, 1)
+        raise partitions.PartitionKeyError(
+            f"the model of {short[0]} trains on a window from {window_start(short[0])}, before the source's first "
+            f"month {first_data}: the first month that can be backfilled is {candidate}"
+        )
+    return first_data
+
+
 def plan_backfill(first: str, last: str, layout: Layout) -> list[PlannedRun]:
     """Runs, in an order that respects every partition dependency of the asset graph."""
     import dagster as dg
@@ -98,12 +127,15 @@ def plan_backfill(first: str, last: str, layout: Layout) -> list[PlannedRun]:
             f"months {outside[0]}..{outside[-1]} are outside the partitions {min(valid)}..{max(valid)}"
         )
 
+    first_data = refuse_history_before_the_source(requested, layout)
+
     def parents(asset: str, month: str) -> set[tuple[str, str]]:
+        """The months the mappings declare, less those before the source's first bar: no step reads them."""
         child = dg.AssetKey(asset)
         found = set()
         for parent in graph.get(child).parent_keys:
             result = graph.get_parent_partition_keys_for_child(month, parent, child)
-            found |= {(parent.path[-1], key) for key in result.partitions_subset.get_partition_keys()}
+            found |= {(parent.path[-1], key) for key in result.partitions_subset.get_partition_keys() if key >= first_data}
         return found
 
     needed: dict[tuple[str, str], set[tuple[str, str]]] = {}

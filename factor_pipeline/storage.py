@@ -198,6 +198,11 @@ class Identity:
     config_fingerprints: dict  # dataset -> fingerprint of its config sections
     month_states: dict  # month -> fingerprint of the source's content up to that month
 
+    @property
+    def first_month(self) -> str | None:
+        """The source's first month with data (months before it have no bars to read)."""
+        return min(self.month_states) if self.month_states else None
+
     def stamp(self, dataset: str, month: str) -> dict:
         return {
             "source": self.source,

@@ -56,3 +56,27 @@ def test_failure_reasons_say_what_the_ui_shows():
     failed = failure_reasons(dg.materialize([features], raise_on_error=False).all_events)
     assert len(failed) == 1 and "features failed" in failed[0]
     assert "ValueError: raw_bars/daily/2020-12.parquet does not exist" in failed[0]
+
+
+def _layout_with_data_from(tmp_path, first: str) -> Layout:
+    from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity
+
+    months = partitions.months_between(first, "2026-12")
+    identity = Identity("a market", "smoke", {d: "cfg" for d in DATASET_CONFIG_SECTIONS}, {m: m for m in months})
+    return Layout(tmp_path, identity)
+
+
+def test_history_before_the_source_is_never_planned_and_a_range_that_needs_it_is_refused(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("FACTOR_PIPELINE_PROFILE", "smoke")
+    layout = _layout_with_data_from(tmp_path, "2021-01")
+    # The mappings declare the longest lookback of any month (back to 2020-06 here); no step reads it.
+    runs = plan_backfill("2022-01", "2022-02", layout)
+    planned = {(a, r.month) for r in runs for a in r.assets}
+    assert min(m for _, m in planned) == "2021-01"
+    assert ("samples", "2021-07") in planned  # the training window of 2021-12 is really read
+    with pytest.raises(partitions.PartitionKeyError, match="first month that can be backfilled is 2021-12"):
+        plan_backfill("2021-03", "2021-04", layout)
+    with pytest.raises(partitions.PartitionKeyError, match="source's first month is 2021-01"):
+        plan_backfill("2020-11", "2021-04", layout)

@@ -89,17 +89,18 @@ def test_the_freshness_check_flags_a_month_whose_factor_is_missing_at_eight_on_t
 
     assert factor_freshness_schedule.cron_schedule == "0 8 2 * *"
     pipeline = PipelineResource(home=str(tmp_path / "home"), source=str(write_dir(tmp_path / "in", *raw_frames())), profile="smoke")
-    job = dg.Definitions(
-        assets=ALL_ASSETS, asset_checks=[factor_on_time], jobs=[factor_freshness_job], resources={"pipeline": pipeline}
-    ).resolve_job_def("factor_freshness_job")
+    with dg.instance_for_test() as instance:
+        job = dg.Definitions(
+            assets=ALL_ASSETS, asset_checks=[factor_on_time], jobs=[factor_freshness_job], resources={"pipeline": pipeline}
+        ).resolve_job_def("factor_freshness_job")
 
-    def evaluate():
-        with dg.instance_for_test() as instance, freeze_time(dt.datetime(2024, 3, 2, 8, tzinfo=SHANGHAI)):
-            (evaluation,) = job.execute_in_process(instance=instance, raise_on_error=False).get_asset_check_evaluations()
+        def evaluate():
+            with freeze_time(dt.datetime(2024, 3, 2, 8, tzinfo=SHANGHAI)):
+                (evaluation,) = job.execute_in_process(instance=instance, raise_on_error=False).get_asset_check_evaluations()
             return evaluation
 
-    missing = evaluate()
-    assert not missing.passed and missing.metadata["month"].value == "2024-02"
-    layout = pipeline.layout
-    write_parquet(pd.DataFrame({"ts_code": ["600000.SH"], "pret": [0.1]}), layout.partition("factor", "2024-02"), layout.stamp("factor", "2024-02"))
-    assert evaluate().passed
+        missing = evaluate()
+        assert not missing.passed and missing.metadata["month"].value == "2024-02"
+        layout = pipeline.layout
+        write_parquet(pd.DataFrame({"ts_code": ["600000.SH"], "pret": [0.1]}), layout.partition("factor", "2024-02"), layout.stamp("factor", "2024-02"))
+        assert evaluate().passed

@@ -37,6 +37,7 @@ def test_lookback_covers_every_training_window():
         assert partitions.parse_month(first) >= partitions.parse_month(month) - lookback
 
 
+@pytest.mark.slow  # reads the smoke backfill's home
 def test_training_data_ignores_every_bar_after_the_training_date(smoke_backfill, tmp_path):
     """Change the future (prices and volumes after 2023-12's rebalance date): the training set does not move."""
     import shutil
