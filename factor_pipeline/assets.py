@@ -10,6 +10,7 @@ import pandas as pd
 
 from factor_pipeline import checks, partitions, training
 from factor_pipeline import features as feature_stage
+from factor_pipeline.config import PROFILES, profile_config
 from factor_pipeline.executors import TRAINING_OP_TAGS
 from factor_pipeline.resources import PipelineResource
 from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_json, write_parquet
@@ -17,7 +18,9 @@ from factor_pipeline.views import ensure_views
 
 monthly = partitions.monthly_partitions()
 # Lookbacks are properties of the code (features) and of the profile (the training window).
-MODEL_LOOKBACK = training.lookback_months(PipelineResource.from_env().config)
+# The longest training window of any profile, so that the asset graph is the same whatever the environment;
+# the backfill plan drops the months a source does not have, and each step reads only its own window.
+MODEL_LOOKBACK = max(training.lookback_months(profile_config(profile)) for profile in PROFILES)
 REVERSAL_LOOKBACK = 2
 
 # Only I/O on the source can fail transiently (a network filesystem, a file still being copied); bad data,

@@ -82,14 +82,12 @@ class PlannedRun:
         return bool(MODEL_STAGES & set(self.assets))
 
 
-def refuse_history_before_the_source(months: list[str], layout: Layout) -> str:
+def refuse_history_before_the_source(months: list[str], layout: Layout, cfg) -> str:
     """The source's first month; raises, naming the first month that can be built, when a requested month's
     model trains on a window that starts before it (that history really is needed, and does not exist)."""
     from factor_pipeline import training
-    from factor_pipeline.resources import PipelineResource
 
     first_data = (layout.identity.first_month if layout.identity else None) or partitions.FIRST_MONTH
-    cfg = PipelineResource.from_env().config
     if months[0] < first_data:
         raise partitions.PartitionKeyError(f"the source's first month is {first_data}: {months[0]} has no bars")
 
@@ -111,11 +109,15 @@ def refuse_history_before_the_source(months: list[str], layout: Layout) -> str:
     return first_data
 
 
-def plan_backfill(first: str, last: str, layout: Layout) -> list[PlannedRun]:
+def plan_backfill(first: str, last: str, layout: Layout, cfg=None) -> list[PlannedRun]:
     """Runs, in an order that respects every partition dependency of the asset graph."""
     import dagster as dg
 
+    from factor_pipeline import training
     from factor_pipeline.definitions import defs
+    from factor_pipeline.resources import PipelineResource
+
+    cfg = cfg or PipelineResource.from_env().config
 
     graph = defs.resolve_asset_graph()
     valid = set(graph.get(dg.AssetKey("raw_bars")).partitions_def.get_partition_keys())
@@ -127,15 +129,21 @@ def plan_backfill(first: str, last: str, layout: Layout) -> list[PlannedRun]:
             f"months {outside[0]}..{outside[-1]} are outside the partitions {min(valid)}..{max(valid)}"
         )
 
-    first_data = refuse_history_before_the_source(requested, layout)
+    first_data = refuse_history_before_the_source(requested, layout, cfg)
 
     def parents(asset: str, month: str) -> set[tuple[str, str]]:
-        """The months the mappings declare, less those before the source's first bar: no step reads them."""
+        """The months a step reads: the mappings' months, except that a model step reads its own training
+        window (the mapping declares the longest of any profile), and nothing before the source's first bar."""
         child = dg.AssetKey(asset)
+        window = None
+        if asset in MODEL_STAGES:
+            window = set(training.window_months(training.training_month(month, cfg.model.retrain_months), cfg))
         found = set()
         for parent in graph.get(child).parent_keys:
-            result = graph.get_parent_partition_keys_for_child(month, parent, child)
-            found |= {(parent.path[-1], key) for key in result.partitions_subset.get_partition_keys() if key >= first_data}
+            keys = graph.get_parent_partition_keys_for_child(month, parent, child).partitions_subset.get_partition_keys()
+            if window is not None and parent.path[-1] in ("samples", "raw_bars"):
+                keys = [key for key in keys if key in window]
+            found |= {(parent.path[-1], key) for key in keys if key >= first_data}
         return found
 
     needed: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -280,7 +288,7 @@ def backfill(args) -> int:
     layout = pipeline.layout
     ensure_dagster_home(layout)
     started = time.monotonic()
-    runs = plan_backfill(args.first, args.last, layout)
+    runs = plan_backfill(args.first, args.last, layout, pipeline.config)
     print(
         f"backfill {args.first}..{args.last}: {len(runs)} runs over {len({r.month for r in runs})} months "
         f"(profile {pipeline.profile}, source {pipeline.source}, home {layout.home})",
