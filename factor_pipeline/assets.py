@@ -321,7 +321,13 @@ def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResou
     partitions_def=monthly,
     group_name="evaluation",
     kinds={"markdown", "html"},
-    deps=[factor_evaluation],
+    # The report covers every evaluated month up to its own. Depending on the previous month's report (which
+    # waited for its own evaluation, and so on) makes that visible to the graph: a backfill from the UI, in
+    # whatever order, writes each month's report after every evaluation of the range before it.
+    deps=[
+        factor_evaluation,
+        dg.AssetDep("factor_report", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+    ],
 )
 def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The seed's factor report over every evaluated month up to this one: table, plots, top industries and baselines."""

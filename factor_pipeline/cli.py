@@ -155,15 +155,12 @@ def plan_backfill(first: str, last: str, layout: Layout, cfg=None) -> list[Plann
             continue
         needed[node] = parents(*node)
         for parent in needed[node]:
+            if parent[0] == node[0] == "factor_report":
+                continue  # the previous report orders reports within the range; one outside it is not read
             if parent not in needed and parent not in requested_set and not materialised(layout, *parent):
                 todo.append(parent)
     for node, deps in needed.items():
         needed[node] = {d for d in deps if d in needed}
-    # A report covers every evaluated month up to its own, so it waits for all of them, not only its own.
-    evaluations = {node for node in needed if node[0] == "factor_evaluation"}
-    for node in needed:
-        if node[0] == "factor_report":
-            needed[node] |= {e for e in evaluations if e[1] <= node[1]}
 
     runs: list[PlannedRun] = []
     done: set[tuple[str, str]] = set()

@@ -42,6 +42,15 @@ def test_training_steps_share_the_gpu_pool_and_checks_block():
     assert not graph.get_check_spec(next(k for k in check_keys if k.name == "factor_on_time")).blocking
 
 
+def test_a_report_waits_for_the_previous_months_report_and_so_for_every_earlier_evaluation():
+    graph = defs.resolve_asset_graph()
+    report = dg.AssetKey("factor_report")
+    previous = graph.get_parent_partition_keys_for_child("2024-03", report, report)
+    assert set(previous.partitions_subset.get_partition_keys()) == {"2024-02"}
+    own = graph.get_parent_partition_keys_for_child("2024-03", dg.AssetKey("factor_evaluation"), report)
+    assert set(own.partitions_subset.get_partition_keys()) == {"2024-03"}
+
+
 def test_evaluation_reads_the_next_month_of_bars():
     graph = defs.resolve_asset_graph()
     parents = graph.get_parent_partition_keys_for_child("2024-03", dg.AssetKey("raw_bars"), dg.AssetKey("factor_evaluation"))
