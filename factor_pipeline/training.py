@@ -301,6 +301,7 @@ def ensure_checkpoint(
         "best_val_ic": result.best_val_ic,
         "train_loss": result.train_loss,
         "val_ic": result.val_ic,
+        **result.precision,
         "versions": model.package_versions(),
     }
     model.save_checkpoint(path, result.state_dict, sidecar)

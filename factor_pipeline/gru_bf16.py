@@ -1,0 +1,94 @@
+"""The fused CPU GRU layer of model.py with bfloat16 matmuls, for ``model.precision = "bf16"``.
+
+Autocast does not reach inside a custom autograd Function in a useful way (its ``out=`` and in-place
+matmuls are never cast), so this layer casts explicitly: the input, the weights and a bfloat16 copy of
+each hidden state are the matmul operands, and oneDNN accumulates every product in float32. The state
+itself, the gate pre-activations, the gate arithmetic and the bias gradients stay float32, so the
+recurrence does not drift in bfloat16's 8-bit mantissa; the matmul outputs are rounded to bfloat16 once,
+as with autocast's own matmuls.
+
+The backward pass also changes shape: instead of three small weight-gradient matmuls per step (which
+stay cache-resident in float32), the per-step gate gradients are written to bfloat16 buffers and the
+weight and input gradients come out of three large matmuls after the loop, where bfloat16's throughput
+is highest. The equations are those of ``model._GRULayerCPU``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
+_tanh_backward = torch.ops.aten.tanh_backward.grad_input
+LOW = torch.bfloat16
+
+
+class GRULayerCPUBF16(torch.autograd.Function):
+    """One GRU layer, time-major [T, B, I] -> [T, B, H] float32, h0 = 0, bfloat16 matmul operands."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh):
+        with torch.autocast("cpu", enabled=False):
+            T, B, _ = x.shape
+            H = w_hh.shape[1]
+            x_l, w_ih_l, w_hh_l = x.to(LOW), w_ih.to(LOW), w_hh.to(LOW)
+            gi = torch.mm(x_l.view(T * B, -1), w_ih_l.t())
+            # Adding a float32 bias to the bfloat16 products promotes: the gate buffers are float32.
+            rz = torch.add(gi[:, : 2 * H], b_ih[: 2 * H] + b_hh[: 2 * H]).view(T, B, 2 * H)
+            n = torch.add(gi[:, 2 * H :], b_ih[2 * H :]).view(T, B, H)
+            del gi
+            hs = x.new_empty(T + 1, B, H)
+            hs[0].zero_()
+            hs_l = torch.zeros(T + 1, B, H, dtype=LOW)  # the matmul operand of each step, kept for backward
+            ghn = x.new_empty(T, B, H)
+            gh = torch.empty(B, 3 * H, dtype=LOW)
+            w_hh_lt, b_n = w_hh_l.t(), b_hh[2 * H :]
+            for t in range(T):
+                torch.mm(hs_l[t], w_hh_lt, out=gh)
+                rz[t].add_(gh[:, : 2 * H]).sigmoid_()
+                torch.add(b_n, gh[:, 2 * H :], out=ghn[t])
+                n[t].addcmul_(rz[t, :, :H], ghn[t]).mul_(2).sigmoid_().mul_(2).sub_(1)  # tanh, as in model.py
+                torch.lerp(n[t], hs[t], rz[t, :, H:], out=hs[t + 1])
+                hs_l[t + 1].copy_(hs[t + 1])
+            ctx.save_for_backward(x_l, w_ih_l, w_hh_l, hs, hs_l, rz, n, ghn)
+            return hs[1:]
+
+    @staticmethod
+    def backward(ctx, d_out):
+        with torch.autocast("cpu", enabled=False):
+            x_l, w_ih_l, w_hh_l, hs, hs_l, rz, n, ghn = ctx.saved_tensors
+            T, B, H = n.shape
+            # Gate gradients of a step, float32, in the order n | r | z | hn, so that both matmul operands
+            # are column ranges of it: n | r | z (input side) and r | z | hn (hidden side).
+            d4 = d_out.new_empty(B, 4 * H)
+            d_n, d_r, d_z, d_hn = (d4[:, i * H : (i + 1) * H] for i in range(4))
+            d_rz = d4[:, H : 3 * H]
+            G = torch.empty(T, B, 4 * H, dtype=LOW)  # every step's d4, the operand of the matmuls after the loop
+            dh_z = d_out.new_empty(B, H)
+            dh_l = torch.empty(B, H, dtype=LOW)
+            dh = d_out[T - 1].clone()
+            for t in range(T - 1, -1, -1):
+                if t < T - 1:
+                    dh += d_out[t]
+                torch.mul(dh, rz[t, :, H:], out=dh_z)
+                _tanh_backward(dh - dh_z, n[t], grad_input=d_n)
+                torch.mul(d_n, ghn[t], out=d_r)
+                torch.sub(hs[t], n[t], out=d_z).mul_(dh)
+                _sigmoid_backward(d_rz, rz[t], grad_input=d_rz)
+                torch.mul(d_n, rz[t, :, :H], out=d_hn)
+                G[t].copy_(d4)
+                torch.mm(G[t, :, H:], w_hh_l, out=dh_l)
+                torch.add(dh_z, dh_l, out=dh)
+            G = G.view(T * B, 4 * H)
+            # Bias gradients as a matmul with ones: a column sum per step costs more than the step's matmuls.
+            d_b = torch.mm(G.new_ones(1, T * B), G).float()[0]
+            d_b_n, d_b_rz, d_b_hn = d_b[:H], d_b[H : 3 * H], d_b[3 * H :]
+            d_w_nrz = torch.mm(G[:, : 3 * H].t(), x_l.view(T * B, -1)).float()
+            d_w_ih = torch.cat([d_w_nrz[H:], d_w_nrz[:H]])
+            d_w_hh = torch.mm(G[:, H:].t(), hs_l[:T].view(T * B, H)).float()
+            d_x = None
+            if ctx.needs_input_grad[0]:
+                w_nrz = torch.cat([w_ih_l[2 * H :], w_ih_l[: 2 * H]])
+                d_x = torch.mm(G[:, : 3 * H], w_nrz).float().view(T, B, -1)
+            d_b_ih = torch.cat([d_b_rz, d_b_n])
+            d_b_hh = torch.cat([d_b_rz, d_b_hn])  # r and z biases enter both sides identically
+            return d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh
