@@ -126,7 +126,9 @@ class Config:
 
 
 def _full() -> Config:
-    return Config(profile="full", market=MarketConfig(n_stocks=5000))
+    # The GAN-off ablation would double every full-scale retrain: off unless asked for
+    # (FACTOR_PIPELINE_GAN_OFF_BASELINE=1); demo and bench keep it, where it is cheap.
+    return Config(profile="full", market=MarketConfig(n_stocks=5000), factor=FactorConfig(gan_off_baseline=False))
 
 
 def _demo() -> Config:

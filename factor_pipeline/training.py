@@ -203,7 +203,7 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
     X = data.train_X()
     y = data.train_y() if cfg.gan.mode == "augment" else None
     with torch_threads(cfg.model.num_threads):
-        result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log)
+        result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log, precision=cfg.model.precision)
         fake = (
             gan.generate(result, cfg.gan, min(len(X), 2048), seed=cfg.model.seed)[0]
             if cfg.gan.mode == "augment"
