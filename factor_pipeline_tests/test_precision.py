@@ -145,3 +145,29 @@ def test_gan_off_baseline_is_off_in_full_and_on_in_demo_unless_overridden(monkey
     monkeypatch.setenv("FACTOR_PIPELINE_GAN_OFF_BASELINE", "maybe")
     with pytest.raises(ConfigError, match="FACTOR_PIPELINE_GAN_OFF_BASELINE"):
         PipelineResource.from_env().config
+
+
+# -- bench/bench_gpu.py in its CPU dry mode ------------------------------------------------------------
+
+
+def test_bench_gpu_dry_mode_projects_and_runs_the_retrain(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    sys.modules.pop("bench_gpu", None)
+    import bench_gpu
+
+    report = bench_gpu.main(["--device", "cpu", "--tiny", "--dates", "2", "--precisions", "fp32"])
+    fp32 = report["results"]["fp32"]
+    assert report["shape"]["mode"].startswith("tiny") and report["shape"]["stocks"] == bench_gpu.TINY["stocks"]
+    n_val = round(bench_gpu.TINY["dates"] * 0.2)
+    expected_epoch = (bench_gpu.TINY["dates"] - n_val) * fp32["train_step_s"] + n_val * fp32["val_date_s"]
+    assert fp32["epoch_s_projected"] == pytest.approx(expected_epoch, rel=1e-3, abs=1e-3)
+    assert fp32["retrain_s_projected"] == pytest.approx(bench_gpu.TINY["epochs"] * fp32["epoch_s_projected"], abs=0.1)
+    assert fp32["retrain_epochs_run"] == bench_gpu.TINY["epochs"]  # patience never stops the timed retrain
+    assert fp32["retrain_s_measured"] > 0 and fp32["peak_memory_mb_fraction"] > 0
+    assert 0 < fp32["ratio_to_matmul_peak_same_precision"] == fp32["ratio_to_fp32_matmul_peak"]
+
+    tight = bench_gpu.main(["--device", "cpu", "--tiny", "--dates", "2", "--precisions", "fp32", "--budget-s", "0"])
+    assert tight["results"]["fp32"]["retrain_s_measured"] is None and "budget" in tight["results"]["fp32"]["retrain_not_run"]
