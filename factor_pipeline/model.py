@@ -13,6 +13,9 @@ full-size training step (5,000 samples) runs at ~70% of the float32 matmul peak 
 autograd through ``nn.GRU`` reaches 47-61% (its per-step gate concatenations and large temporaries
 cost more than the arithmetic); ``train_gru`` also keeps freed activations for reuse while it runs
 (``reuse_freed_memory``). bench/bench_model.py measures all of this.
+
+With ``model.precision = "bf16"`` (precision.py) training and prediction run under autocast, and on CPU
+the layers run through ``gru_bf16.GRULayerCPUBF16``: bfloat16 matmul operands, float32 state and gates.
 """
 
 from __future__ import annotations
