@@ -7,10 +7,9 @@ itself, the gate pre-activations, the gate arithmetic and the bias gradients sta
 recurrence does not drift in bfloat16's 8-bit mantissa; the matmul outputs are rounded to bfloat16 once,
 as with autocast's own matmuls.
 
-The backward pass also changes shape: instead of three small weight-gradient matmuls per step (which
-stay cache-resident in float32), the per-step gate gradients are written to bfloat16 buffers and the
-weight and input gradients come out of three large matmuls after the loop, where bfloat16's throughput
-is highest. The equations are those of ``model._GRULayerCPU``.
+The backward pass keeps each step's gate gradients in float32 for the gate arithmetic and one bfloat16
+copy of them as the operand of that step's matmuls (hidden, input and weight gradients); the weight and
+bias gradients accumulate in float32. The equations are those of ``model._GRULayerCPU``.
 """
 
 from __future__ import annotations
@@ -58,11 +57,17 @@ class GRULayerCPUBF16(torch.autograd.Function):
             x_l, w_ih_l, w_hh_l, hs, hs_l, rz, n, ghn = ctx.saved_tensors
             T, B, H = n.shape
             # Gate gradients of a step, float32, in the order n | r | z | hn, so that both matmul operands
-            # are column ranges of it: n | r | z (input side) and r | z | hn (hidden side).
+            # are column ranges of its bfloat16 copy g: n | r | z (input side) and r | z | hn (hidden side).
             d4 = d_out.new_empty(B, 4 * H)
             d_n, d_r, d_z, d_hn = (d4[:, i * H : (i + 1) * H] for i in range(4))
             d_rz = d4[:, H : 3 * H]
-            G = torch.empty(T, B, 4 * H, dtype=LOW)  # every step's d4, the operand of the matmuls after the loop
+            g = torch.empty(B, 4 * H, dtype=LOW)
+            ones = torch.ones(1, B, dtype=LOW)
+            d_b = d_out.new_zeros(4 * H)
+            d_w_nrz = d_out.new_zeros(3 * H, x_l.shape[-1])
+            d_w_hh = d_out.new_zeros(3 * H, H)
+            w_nrz = torch.cat([w_ih_l[2 * H :], w_ih_l[: 2 * H]])
+            d_x = d_out.new_empty(T, B, x_l.shape[-1]) if ctx.needs_input_grad[0] else None
             dh_z = d_out.new_empty(B, H)
             dh_l = torch.empty(B, H, dtype=LOW)
             dh = d_out[T - 1].clone()
@@ -75,20 +80,18 @@ class GRULayerCPUBF16(torch.autograd.Function):
                 torch.sub(hs[t], n[t], out=d_z).mul_(dh)
                 _sigmoid_backward(d_rz, rz[t], grad_input=d_rz)
                 torch.mul(d_n, rz[t, :, :H], out=d_hn)
-                G[t].copy_(d4)
-                torch.mm(G[t, :, H:], w_hh_l, out=dh_l)
+                g.copy_(d4)
+                torch.mm(g[:, H:], w_hh_l, out=dh_l)
                 torch.add(dh_z, dh_l, out=dh)
-            G = G.view(T * B, 4 * H)
-            # Bias gradients as a matmul with ones: a column sum per step costs more than the step's matmuls.
-            d_b = torch.mm(G.new_ones(1, T * B), G).float()[0]
+                # Weight and bias gradients accumulate in float32, one step's bfloat16 product at a time;
+                # per step, g is still in cache, and these matmuls run faster than one over all steps.
+                d_b.add_(torch.mm(ones, g)[0])  # a column sum as a matmul: cheaper than g.sum(0) in float32
+                d_w_nrz.add_(torch.mm(g[:, : 3 * H].t(), x_l[t]))
+                d_w_hh.add_(torch.mm(g[:, H:].t(), hs_l[t]))
+                if d_x is not None:
+                    d_x[t].copy_(torch.mm(g[:, : 3 * H], w_nrz))
             d_b_n, d_b_rz, d_b_hn = d_b[:H], d_b[H : 3 * H], d_b[3 * H :]
-            d_w_nrz = torch.mm(G[:, : 3 * H].t(), x_l.view(T * B, -1)).float()
             d_w_ih = torch.cat([d_w_nrz[H:], d_w_nrz[:H]])
-            d_w_hh = torch.mm(G[:, H:].t(), hs_l[:T].view(T * B, H)).float()
-            d_x = None
-            if ctx.needs_input_grad[0]:
-                w_nrz = torch.cat([w_ih_l[2 * H :], w_ih_l[: 2 * H]])
-                d_x = torch.mm(G[:, : 3 * H], w_nrz).float().view(T, B, -1)
             d_b_ih = torch.cat([d_b_rz, d_b_n])
             d_b_hh = torch.cat([d_b_rz, d_b_hn])  # r and z biases enter both sides identically
             return d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh
