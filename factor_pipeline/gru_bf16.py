@@ -27,35 +27,45 @@ class GRULayerCPUBF16(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh):
         with torch.autocast("cpu", enabled=False):
-            T, B, _ = x.shape
+            T, B, I = x.shape
             H = w_hh.shape[1]
-            x_l, w_ih_l, w_hh_l = x.to(LOW), w_ih.to(LOW), w_hh.to(LOW)
-            gi = torch.mm(x_l.view(T * B, -1), w_ih_l.t())
-            # Adding a float32 bias to the bfloat16 products promotes: the gate buffers are float32.
-            rz = torch.add(gi[:, : 2 * H], b_ih[: 2 * H] + b_hh[: 2 * H]).view(T, B, 2 * H)
-            n = torch.add(gi[:, 2 * H :], b_ih[2 * H :]).view(T, B, H)
-            del gi
+            # One matmul per step, [x_t | h_t] @ w: the r and z columns sum both projections inside the
+            # matmul, the n gate keeps its input and hidden parts apart (r multiplies only the latter).
+            w = x.new_zeros(I + H, 4 * H)
+            w[:I, : 3 * H] = w_ih.t()
+            w[I:, : 2 * H] = w_hh[: 2 * H].t()
+            w[I:, 3 * H :] = w_hh[2 * H :].t()
+            w = w.to(LOW)
+            xh = torch.empty(T + 1, B, I + H, dtype=LOW)  # row t: the step's operand, kept for backward
+            xh[:T, :, :I] = x
+            xh[0, :, I:].zero_()
+            b_rz, b_in, b_hn = b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :], b_hh[2 * H :]
+            pre = torch.empty(B, 4 * H, dtype=LOW)
+            rz = x.new_empty(T, B, 2 * H)
+            n = x.new_empty(T, B, H)
+            ghn = x.new_empty(T, B, H)
             hs = x.new_empty(T + 1, B, H)
             hs[0].zero_()
-            hs_l = torch.zeros(T + 1, B, H, dtype=LOW)  # the matmul operand of each step, kept for backward
-            ghn = x.new_empty(T, B, H)
-            gh = torch.empty(B, 3 * H, dtype=LOW)
-            w_hh_lt, b_n = w_hh_l.t(), b_hh[2 * H :]
             for t in range(T):
-                torch.mm(hs_l[t], w_hh_lt, out=gh)
-                rz[t].add_(gh[:, : 2 * H]).sigmoid_()
-                torch.add(b_n, gh[:, 2 * H :], out=ghn[t])
+                torch.mm(xh[t], w, out=pre)
+                # Adding the float32 biases promotes: the gate buffers and their arithmetic stay float32.
+                torch.add(pre[:, : 2 * H], b_rz, out=rz[t]).sigmoid_()
+                torch.add(pre[:, 3 * H :], b_hn, out=ghn[t])
+                torch.add(pre[:, 2 * H : 3 * H], b_in, out=n[t])
                 n[t].addcmul_(rz[t, :, :H], ghn[t]).mul_(2).sigmoid_().mul_(2).sub_(1)  # tanh, as in model.py
                 torch.lerp(n[t], hs[t], rz[t, :, H:], out=hs[t + 1])
-                hs_l[t + 1].copy_(hs[t + 1])
-            ctx.save_for_backward(x_l, w_ih_l, w_hh_l, hs, hs_l, rz, n, ghn)
+                if t + 1 < T:
+                    xh[t + 1, :, I:].copy_(hs[t + 1])
+            ctx.save_for_backward(xh, w_ih.to(LOW), w_hh.to(LOW), hs, rz, n, ghn)
+            ctx.input_size = I
             return hs[1:]
 
     @staticmethod
     def backward(ctx, d_out):
         with torch.autocast("cpu", enabled=False):
-            x_l, w_ih_l, w_hh_l, hs, hs_l, rz, n, ghn = ctx.saved_tensors
+            xh, w_ih_l, w_hh_l, hs, rz, n, ghn = ctx.saved_tensors
             T, B, H = n.shape
+            x_l, hs_l = xh[:, :, : ctx.input_size], xh[:, :, ctx.input_size :]
             # Gate gradients of a step, float32, in the order n | r | z | hn, so that both matmul operands
             # are column ranges of its bfloat16 copy g: n | r | z (input side) and r | z | hn (hidden side).
             d4 = d_out.new_empty(B, 4 * H)
