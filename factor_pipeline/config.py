@@ -128,7 +128,14 @@ class Config:
 def _full() -> Config:
     # The GAN-off ablation would double every full-scale retrain: off unless asked for
     # (FACTOR_PIPELINE_GAN_OFF_BASELINE=1); demo and bench keep it, where it is cheap.
-    return Config(profile="full", market=MarketConfig(n_stocks=5000), factor=FactorConfig(gan_off_baseline=False))
+    # bf16 where the hardware has it: IC within one standard error of fp32 over 24 demo months
+    # (bench/results/speed-2026-11-29.md); the smoke profile stays fp32, identical on every machine.
+    return Config(
+        profile="full",
+        market=MarketConfig(n_stocks=5000),
+        model=ModelConfig(precision="bf16"),
+        factor=FactorConfig(gan_off_baseline=False),
+    )
 
 
 def _demo() -> Config:
@@ -144,6 +151,7 @@ def _demo() -> Config:
             patience=4,
             train_window_sessions=240,
             num_threads=1,
+            precision="bf16",
         ),
     )
 

@@ -133,12 +133,13 @@ def test_bf16_training_learns_is_deterministic_and_reports_its_precision():
 def test_gan_off_baseline_is_off_in_full_and_on_in_demo_unless_overridden(monkeypatch):
     assert profile_config("full").factor.gan_off_baseline is False
     assert profile_config("demo").factor.gan_off_baseline is True
-    assert profile_config("full").model.precision == "fp32"
+    assert profile_config("full").model.precision == profile_config("demo").model.precision == "bf16"
+    assert profile_config("smoke").model.precision == "fp32"  # tests: the same checkpoints on every machine
     monkeypatch.setenv("FACTOR_PIPELINE_PROFILE", "full")
     monkeypatch.setenv("FACTOR_PIPELINE_GAN_OFF_BASELINE", "1")
-    monkeypatch.setenv("FACTOR_PIPELINE_PRECISION", "bf16")
+    monkeypatch.setenv("FACTOR_PIPELINE_PRECISION", "fp32")
     cfg = PipelineResource.from_env().config
-    assert cfg.factor.gan_off_baseline is True and cfg.model.precision == "bf16"
+    assert cfg.factor.gan_off_baseline is True and cfg.model.precision == "fp32"
     monkeypatch.setenv("FACTOR_PIPELINE_PROFILE", "demo")
     monkeypatch.setenv("FACTOR_PIPELINE_GAN_OFF_BASELINE", "0")
     assert PipelineResource.from_env().config.factor.gan_off_baseline is False
