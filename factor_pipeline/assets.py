@@ -229,6 +229,7 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
             "epochs_run": side["epochs_run"],
             "best_epoch": side["best_epoch"],
             "best_val_ic": float(side["best_val_ic"]),
+            "precision": side.get("precision", "fp32"),  # what ran; checkpoints before model.precision were fp32
             "train_dates": f"{side['train_dates'][0]} .. {side['train_dates'][-1]} ({len(side['train_dates'])})",
             "validation_dates": f"{side['validation_dates'][0]} .. {side['validation_dates'][-1]} ({len(side['validation_dates'])})",
             "checkpoint_path": dg.MetadataValue.path(str(main.path)),

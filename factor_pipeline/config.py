@@ -75,6 +75,9 @@ class ModelConfig:
     seed: int = 7
     device: str = "auto"  # "auto": CUDA when present, else CPU
     num_threads: int = 0  # CPU threads for training and inference; 0 = PyTorch's default (all cores)
+    # "bf16": bfloat16 matmuls where the hardware has them natively (factor_pipeline/precision.py),
+    # else fp32 with a log line; the checkpoint sidecar records what ran.
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,16 @@ class Config:
 
 
 def _full() -> Config:
-    return Config(profile="full", market=MarketConfig(n_stocks=5000))
+    # The GAN-off ablation would double every full-scale retrain: off unless asked for
+    # (FACTOR_PIPELINE_GAN_OFF_BASELINE=1); demo and bench keep it, where it is cheap.
+    # bf16 where the hardware has it: IC within one standard error of fp32 over 24 demo months
+    # (bench/results/speed-2026-11-29.md); the smoke profile stays fp32, identical on every machine.
+    return Config(
+        profile="full",
+        market=MarketConfig(n_stocks=5000),
+        model=ModelConfig(precision="bf16"),
+        factor=FactorConfig(gan_off_baseline=False),
+    )
 
 
 def _demo() -> Config:
@@ -139,6 +151,7 @@ def _demo() -> Config:
             patience=4,
             train_window_sessions=240,
             num_threads=1,
+            precision="bf16",
         ),
     )
 
@@ -206,5 +219,6 @@ def validate(cfg: Config) -> None:
     _require(len(cfg.model.gru_hidden) >= 1 and all(h >= 1 for h in cfg.model.gru_hidden), "model.gru_hidden")
     _require(cfg.model.num_threads >= 0, "model.num_threads must be 0 (all cores) or more")
     _require(cfg.model.device in ("auto", "cpu", "cuda"), f"model.device={cfg.model.device!r} is not auto/cpu/cuda")
+    _require(cfg.model.precision in ("fp32", "bf16"), f"model.precision={cfg.model.precision!r} is not fp32/bf16")
     _require(cfg.factor.n_groups >= 2, f"factor.n_groups={cfg.factor.n_groups} must be at least 2")
     _require(0 < cfg.factor.industry_top_fraction <= 1, "factor.industry_top_fraction must be in (0, 1]")

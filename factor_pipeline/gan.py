@@ -32,6 +32,8 @@ from torch import nn
 
 from factor_pipeline.config import GanConfig
 from factor_pipeline.model import CheckpointError, cpu_state, deterministic, load_checkpoint, save_checkpoint
+from factor_pipeline.precision import autocast
+from factor_pipeline.precision import resolve as resolve_precision
 
 SEQ_LEN = 40
 N_FEATURES = 18
@@ -174,6 +176,7 @@ def train_gan(
     cfg: GanConfig,
     seed: int,
     log: Callable[[str], None] | None = None,
+    precision: str = "fp32",
 ) -> GanResult:
     """Alternate D and G updates on batches drawn with a seeded generator; see the module doc for the stop.
 
@@ -188,7 +191,8 @@ def train_gan(
             raise ValueError("augment mode learns (sequence, label) pairs: pass the z-scored labels y")
         y_t = torch.as_tensor(np.asarray(y, dtype=np.float32))
     device = torch.device("cpu")  # the GAN is small; CPU keeps it deterministic and cheap
-    with deterministic(device, seed):
+    prec = resolve_precision(precision, device, log)  # bf16: about 1.5x faster steps where native
+    with deterministic(device, seed), autocast(prec):
         generator, discriminator = build_gan(cfg, n_features, seq_len)
         opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=BETAS)
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=BETAS)

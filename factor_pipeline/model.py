@@ -13,6 +13,9 @@ full-size training step (5,000 samples) runs at ~70% of the float32 matmul peak 
 autograd through ``nn.GRU`` reaches 47-61% (its per-step gate concatenations and large temporaries
 cost more than the arithmetic); ``train_gru`` also keeps freed activations for reuse while it runs
 (``reuse_freed_memory``). bench/bench_model.py measures all of this.
+
+With ``model.precision = "bf16"`` (precision.py) training and prediction run under autocast, and on CPU
+the layers run through ``gru_bf16.GRULayerCPUBF16``: bfloat16 matmul operands, float32 state and gates.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from factor_pipeline import precision
 from factor_pipeline.config import ModelConfig
+from factor_pipeline.gru_bf16 import GRULayerCPUBF16
 from factor_pipeline.storage import atomic_path, write_json
 
 IC_EPS = 1e-8  # keeps the IC finite (and its gradient bounded) when a date's predictions are constant
@@ -145,9 +150,12 @@ class GRUFactorModel(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, F] -> the last layer's final hidden state [B, H]."""
         if x.device.type == "cpu" and self.fused_cpu:
+            # Under bf16 autocast the fused layer takes bfloat16 matmul operands itself (gru_bf16.py).
+            bf16 = precision.autocast_dtype("cpu") == torch.bfloat16
+            layer = GRULayerCPUBF16 if bf16 else _GRULayerCPU
             h = x.transpose(0, 1).contiguous()  # time-major, so each step is one contiguous slice
             for gru in self.grus:
-                h = _GRULayerCPU.apply(h, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+                h = layer.apply(h, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
             return h[-1]
         h = x
         for gru in self.grus:
@@ -155,7 +163,11 @@ class GRUFactorModel(nn.Module):
         return h_n[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.encode(x)).squeeze(-1)
+        h = self.mlp[:-1](self.encode(x))
+        # The 64 -> 1 output layer stays float32 even under autocast: bfloat16's 8-bit mantissa would
+        # tie hundreds of the 5,000 pRet values a date ranks, and the layer costs nothing.
+        with torch.autocast(h.device.type, enabled=False):
+            return self.mlp[-1](h.to(self.mlp[-1].weight.dtype)).squeeze(-1)
 
 
 def ic_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -254,6 +266,7 @@ class TrainResult:
     best_val_ic: float
     train_loss: list[float] = field(default_factory=list)
     val_ic: list[float] = field(default_factory=list)
+    precision: dict = field(default_factory=dict)  # precision.Precision.describe(): what was asked, what ran
 
 
 def split_dates(dates: Sequence, val_fraction: float) -> tuple[list, list]:
@@ -305,6 +318,7 @@ def train_gru(
             f"train_gru needs at least one training and one validation date with >= {MIN_DATE_SIZE} samples "
             f"(got {len(train)} and {len(val)})"
         )
+    prec = precision.resolve(cfg.precision, device, log)
     with deterministic(device, seed), reuse_freed_memory():
         model = build_model(cfg, n_features).to(device)  # initialised from the seeded global RNG
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -317,14 +331,17 @@ def train_gru(
             total = 0.0
             for i in torch.randperm(len(train), generator=order_rng).tolist():
                 X, y = train[i]
-                loss = ic_loss(model(X), y)
+                with precision.autocast(prec):
+                    pred = model(X)
+                loss = ic_loss(pred, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += loss.item()
             model.eval()
             train_loss.append(total / len(train))
-            val_ic.append(_validation_ic(model, val))
+            with precision.autocast(prec):
+                val_ic.append(_validation_ic(model, val))
             if log:
                 log(f"epoch {epoch}: train loss {train_loss[-1]:.4f}, val IC {val_ic[-1]:.4f}")
             if val_ic[-1] > best_ic:
@@ -335,7 +352,7 @@ def train_gru(
                     if log:
                         log(f"early stop after epoch {epoch}: no better val IC for {cfg.patience} epochs")
                     break
-    return TrainResult(best_state, len(val_ic), best_epoch, best_ic, train_loss, val_ic)
+    return TrainResult(best_state, len(val_ic), best_epoch, best_ic, train_loss, val_ic, prec.describe())
 
 
 def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int = 4096) -> np.ndarray:
@@ -345,7 +362,7 @@ def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, 
     model.load_state_dict(state_dict)
     model.to(device).eval()
     out = np.empty(len(X), dtype=np.float64)
-    with torch.inference_mode():
+    with torch.inference_mode(), precision.autocast(precision.resolve(cfg.precision, device)):
         for start in range(0, len(X), batch_size):
             batch = torch.as_tensor(np.asarray(X[start : start + batch_size], dtype=np.float32), device=device)
             out[start : start + len(batch)] = model(batch).double().cpu().numpy()

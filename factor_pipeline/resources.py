@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from factor_pipeline import session_calendar
-from factor_pipeline.config import Config, profile_config
+from factor_pipeline.config import Config, ConfigError, profile_config
 from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity, Layout, StorageError, read_json, write_json
 
 
@@ -29,6 +29,8 @@ class PipelineResource(dg.ConfigurableResource):
     profile: str = "demo"
     gan_mode: str = ""  # empty: the profile's default
     calendar: str = ""  # a trade_cal file; empty: trade_cal.* in the input directory, if any
+    gan_off_baseline: str = ""  # "1"/"0": train the GAN-off ablation beside the main GRU or not; empty: the profile's
+    precision: str = ""  # model.precision override, "fp32" or "bf16"; empty: the profile's
 
     @classmethod
     def from_env(cls) -> "PipelineResource":
@@ -38,6 +40,8 @@ class PipelineResource(dg.ConfigurableResource):
             profile=os.environ.get("FACTOR_PIPELINE_PROFILE", "demo"),
             gan_mode=os.environ.get("FACTOR_PIPELINE_GAN_MODE", ""),
             calendar=os.environ.get(session_calendar.CALENDAR_ENV, ""),
+            gan_off_baseline=os.environ.get("FACTOR_PIPELINE_GAN_OFF_BASELINE", ""),
+            precision=os.environ.get("FACTOR_PIPELINE_PRECISION", ""),
         )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -50,7 +54,13 @@ class PipelineResource(dg.ConfigurableResource):
     @property
     def config(self) -> Config:
         cfg = profile_config(self.profile)
-        return cfg.replace(gan={"mode": self.gan_mode}) if self.gan_mode else cfg
+        if self.gan_mode:
+            cfg = cfg.replace(gan={"mode": self.gan_mode})
+        if self.gan_off_baseline:
+            cfg = cfg.replace(factor={"gan_off_baseline": _flag(self.gan_off_baseline, "FACTOR_PIPELINE_GAN_OFF_BASELINE")})
+        if self.precision:
+            cfg = cfg.replace(model={"precision": self.precision})
+        return cfg
 
     @property
     def source_cache(self) -> Path:
@@ -74,6 +84,14 @@ class PipelineResource(dg.ConfigurableResource):
             probe.unlink()
         except OSError as exc:
             raise StorageError(f"FACTOR_PIPELINE_HOME={home} is not writable: {exc}") from exc
+
+
+def _flag(value: str, name: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not 1/0 (or true/false)")
 
 
 def identity_of(cache: Path, profile: str, cfg: Config) -> Identity:

@@ -203,7 +203,7 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
     X = data.train_X()
     y = data.train_y() if cfg.gan.mode == "augment" else None
     with torch_threads(cfg.model.num_threads):
-        result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log)
+        result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log, precision=cfg.model.precision)
         fake = (
             gan.generate(result, cfg.gan, min(len(X), 2048), seed=cfg.model.seed)[0]
             if cfg.gan.mode == "augment"
@@ -301,6 +301,7 @@ def ensure_checkpoint(
         "best_val_ic": result.best_val_ic,
         "train_loss": result.train_loss,
         "val_ic": result.val_ic,
+        **result.precision,
         "versions": model.package_versions(),
     }
     model.save_checkpoint(path, result.state_dict, sidecar)
