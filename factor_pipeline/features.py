@@ -9,6 +9,7 @@ date t reads nothing dated after t, and a label is returned only once its horizo
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import duckdb
@@ -46,6 +47,13 @@ FEATURE_LOOKBACK_MONTHS: int = 2
 # least 75. build_samples checks this against the calendar for the config it is given.
 SEQUENCE_LOOKBACK_MONTHS: int = 4
 
+# Scale-aware side inputs (ModelConfig.inputs = "scale"): each feature's level (window mean) and
+# log-volatility (log window std), which the per-window z-score removes, ranked across the date's
+# eligible stocks. NaN on rows without a sequence.
+SIDE_COLUMNS: tuple[str, ...] = (
+    *(f"level_{name}" for name in FEATURE_NAMES),
+    *(f"logvol_{name}" for name in FEATURE_NAMES),
+)
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "month",
     "trade_date",
@@ -60,6 +68,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "buyable",
     "log_float_mcap",
     "seq_index",
+    *SIDE_COLUMNS,
 )
 FEATURE_COLUMNS: tuple[str, ...] = ("ts_code", "trade_date", "month", *FEATURE_NAMES, "adj_close")
 
@@ -283,7 +292,11 @@ def build_samples(
     seq_index[eligible] = np.arange(int(eligible.sum()), dtype=np.int64)
     samples["seq_index"] = seq_index
 
-    X = _gather_and_standardise(values, window_end[eligible], t_position[eligible], cfg)
+    X, side = _gather_and_standardise(values, window_end[eligible], t_position[eligible], cfg)
+    side_table = np.full((len(samples), len(SIDE_COLUMNS)), np.nan, dtype=np.float32)
+    side_table[eligible] = side
+    for k, column in enumerate(SIDE_COLUMNS):
+        samples[column] = side_table[:, k]
     samples["trade_date"] = _timestamps(samples["trade_date"])
     for column in ("month", "ts_code", "industry"):
         samples[column] = samples[column].astype(str)
@@ -325,21 +338,50 @@ def _locate_windows(features, samples, t_position, cfg):
     return values, last, full_window
 
 
-def _gather_and_standardise(values, window_end, t_position, cfg) -> np.ndarray:
-    """Gather each eligible sample's last seq_len feature rows and standardise, one date at a time."""
+def _rank_scores(values: np.ndarray) -> np.ndarray:
+    """Per column, average ranks across rows mapped to mean 0 and variance 1 (uniform scores).
+
+    Ranks rather than a z-score because levels such as volume span orders of magnitude across stocks, and
+    a few extreme names would otherwise squash everyone else near zero. A NaN (nothing observed) scores 0.
+    """
+    frame = pd.DataFrame(values)
+    ranks = frame.rank(method="average").to_numpy()
+    count = frame.notna().sum().to_numpy()
+    centre = (count + 1) / 2.0
+    scale = np.sqrt(np.maximum(count**2 - 1, 1) / 12.0)
+    out = (ranks - centre) / scale
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _side_inputs(raw: np.ndarray) -> np.ndarray:
+    """[n, steps, features] raw windows -> [n, 2 x features]: window mean and log std, ranked across rows."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN series has no mean: it ranks as NaN -> 0
+        level = np.nanmean(raw, axis=1)
+        logvol = np.log(np.nanstd(raw, axis=1))
+    logvol[~np.isfinite(logvol)] = np.nan
+    level[~np.isfinite(level)] = np.nan
+    return _rank_scores(np.concatenate([level, logvol], axis=1))
+
+
+def _gather_and_standardise(values, window_end, t_position, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Gather each eligible sample's last seq_len feature rows and standardise, one date at a time;
+    also the side inputs of each (SIDE_COLUMNS)."""
     n = len(window_end)
     X = np.empty((n, cfg.seq_len, len(FEATURE_NAMES)), dtype=np.float32)
+    side = np.empty((n, len(SIDE_COLUMNS)), dtype=np.float32)
     if n == 0:
-        return X
+        return X, side
     steps = np.arange(-cfg.seq_len + 1, 1)
     boundaries = np.flatnonzero(np.diff(t_position)) + 1
     # Processing per date bounds the float64 temporaries to one cross-section.
     for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, n]):
         raw = values[window_end[lo:hi, None] + steps]
         X[lo:hi] = _zscore(_standardise_series(raw, cfg.mad_clip), axis=0)
+        side[lo:hi] = _side_inputs(raw)
     if not np.isfinite(X).all():
         raise AssertionError("standardised samples hold a non-finite value")
-    return X
+    return X, side
 
 
 # ---------------------------------------------------------------------------------------------------
