@@ -353,12 +353,18 @@ def _rank_scores(values: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0)
 
 
+_SIDE_STD_FLOOR = 1e-9
+
+
 def _side_inputs(raw: np.ndarray) -> np.ndarray:
     """[n, steps, features] raw windows -> [n, 2 x features]: window mean and log std, ranked across rows."""
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN series has no mean: it ranks as NaN -> 0
         level = np.nanmean(raw, axis=1)
-        logvol = np.log(np.nanstd(raw, axis=1))
+        # A constant series has no volatility, but its computed std is rounding noise (1e-17, 0, ...)
+        # whose order would decide ranks: floor it, so constant series tie at the bottom.
+        floor = _SIDE_STD_FLOOR * np.maximum(1.0, np.abs(level))
+        logvol = np.log(np.maximum(np.nanstd(raw, axis=1), floor))
     logvol[~np.isfinite(logvol)] = np.nan
     level[~np.isfinite(level)] = np.nan
     return _rank_scores(np.concatenate([level, logvol], axis=1))

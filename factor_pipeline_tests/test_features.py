@@ -512,6 +512,36 @@ def test_x_matches_reference_computation():
     assert np.isfinite(X).all()
 
 
+def test_side_inputs_are_each_windows_level_and_log_volatility_ranked_across_the_date():
+    codes = [f"60{i:04d}.SH" for i in range(12)]
+    daily = random_market(codes, "2023-09-01", "2024-03-29", seed=22, suspend_prob=0.0)
+    daily.loc[daily.ts_code == codes[1], "volume"] = 5000.0  # a constant volume: no volatility, ties elsewhere
+    month = "2024-03"
+    months = partitions.months_between(partitions.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
+    feats = features_for(daily, months)
+    cfg = SampleConfig(max_window_sessions=70)
+    _, samples = F.build_samples(feats, daily, _stocks(codes), month, cfg)
+    eligible = samples[samples.eligible]
+    assert samples.loc[~samples.eligible, list(F.SIDE_COLUMNS)].isna().all().all()
+    for date, group in eligible.groupby("trade_date"):
+        level, logvol = [], []
+        for code in group.ts_code:
+            rows = feats[(feats.ts_code == code) & (feats.trade_date <= date)].sort_values("trade_date").tail(cfg.seq_len)
+            values = rows[list(F.FEATURE_NAMES)].to_numpy(dtype=np.float64)
+            level.append(np.nanmean(values, axis=0))
+            mean = np.nanmean(values, axis=0)
+            logvol.append(np.log(np.maximum(np.nanstd(values, axis=0), 1e-9 * np.maximum(1.0, np.abs(mean)))))
+        raw = pd.DataFrame(np.c_[np.array(level), np.array(logvol)])
+        ranks = raw.rank(method="average")
+        count = raw.notna().sum()
+        expected = ((ranks - (count + 1) / 2) / np.sqrt((count**2 - 1) / 12)).fillna(0.0).to_numpy()
+        np.testing.assert_allclose(group[list(F.SIDE_COLUMNS)].to_numpy(dtype=np.float64), expected, atol=1e-5)
+    # The constant-volume name has the least volume volatility of the date; levels spread out.
+    on_last = eligible[eligible.trade_date == eligible.trade_date.max()].set_index("ts_code")
+    assert on_last.loc[codes[1], "logvol_volume"] == on_last["logvol_volume"].min() < -1.0
+    assert on_last["level_volume"].std() > 0.5
+
+
 # ---------------------------------------------------------------------------------------------------
 # No look-ahead
 
