@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from factor_pipeline import evaluation, factor, features, model, partitions, training  # noqa: E402
+from factor_pipeline import evaluation, factor, features, gan, model, partitions, training  # noqa: E402
 from factor_pipeline.config import SEED_TRAINING, Config, profile_config  # noqa: E402
 from factor_pipeline.synthetic_market import generate_market  # noqa: E402
 
@@ -44,11 +44,23 @@ OPTIONS: dict[str, dict] = {
     "wd": {**SEED_TRAINING, "weight_decay": 1e-2},
     "dropout": {**SEED_TRAINING, "dropout": 0.2},
     "scale": {**SEED_TRAINING, "inputs": "scale"},
+    "scale_all": {**SEED_TRAINING, "inputs": "scale_all"},
     "ens3": {**SEED_TRAINING, "ensemble": 3},
     "lr3e-4": {**SEED_TRAINING, "lr": 3e-4},
     "window400": {**SEED_TRAINING, "train_window_sessions": 400},
     "default": {},  # whatever ModelConfig's defaults are in the profile
 }
+# Options that change the GAN stage rather than the GRU's training (GanConfig changes).
+GAN_OPTIONS: dict[str, dict] = {
+    "gan_augment": {"mode": "augment"},
+    "gan_transform": {"mode": "transform"},
+    "default_gan_augment": {"mode": "augment"},
+    "default_gan_transform": {"mode": "transform"},
+}
+for _name in ("gan_augment", "gan_transform"):
+    OPTIONS[_name] = dict(SEED_TRAINING)
+for _name in ("default_gan_augment", "default_gan_transform"):
+    OPTIONS[_name] = {}
 
 # Market variants: MarketConfig changes. "embedded" is the default market.
 VARIANTS: dict[str, dict] = {
@@ -165,10 +177,9 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
             started = time.time()
             td = data.training_data(train_month, cfg)
             with training.torch_threads(cfg.model.num_threads):
-                batches_train = list(zip(td.X[: td.n_train], td.y[: td.n_train]))
-                batches_val = list(zip(td.X[td.val_start :], td.y[td.val_start :]))
+                generator, batches_train, batches_val = _gan_stage(td, cfg)
                 state, results = training.train_members(batches_train, batches_val, cfg, log=log)
-            trainings[train_month] = state
+            trainings[train_month] = (state, generator)
             fits[train_month] = {
                 "seconds": round(time.time() - started, 1),
                 "train_dates": td.n_train,
@@ -181,10 +192,30 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
         frame = data.scored[data.scored["month"] == m]
         rows = data.samples.set_index("seq_index").loc[frame["seq_index"].to_numpy()].reset_index()
         X = training.model_inputs(np.asarray(data.X[frame["seq_index"].to_numpy()]), rows, cfg)
+        state, generator = trainings[train_month]
         with training.torch_threads(cfg.model.num_threads):
-            pret = model.predict(trainings[train_month], X, cfg.model, n_features=X.shape[-1])
+            if cfg.gan.mode == "transform":
+                X = gan.transform(generator, cfg.gan, X)
+            pret = model.predict(state, X, cfg.model, n_features=X.shape[-1])
         per_month.append(frame.assign(pret=pret))
     return pd.concat(per_month, ignore_index=True), fits
+
+
+def _gan_stage(td: training.TrainingData, cfg: Config):
+    """(generator state or None, training batches, validation batches), as training._training_batches builds them."""
+    X, y = list(td.X), list(td.y)
+    train_X = td.train_X()
+    if cfg.gan.mode == "off":
+        return None, list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :]))
+    result = gan.train_gan(train_X, td.train_y() if cfg.gan.mode == "augment" else None, cfg.gan, seed=cfg.model.seed)
+    if cfg.gan.mode == "transform":
+        X = [gan.transform(result, cfg.gan, x) for x in X]
+    train, val = list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :]))
+    if cfg.gan.mode == "augment":
+        n_real = sum(len(b[1]) for b in train)
+        X_gen, y_gen = gan.generate(result, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
+        train = training.augment_batches(train, X_gen, y_gen)
+    return result, train, val
 
 
 FACTORS = ("pret", "reversal_20d", "abnormal_turnover", "low_volatility")
@@ -271,7 +302,7 @@ def main() -> None:
     }
     for name in args.options.split(","):
         for s in range(args.seeds):
-            cfg = base.replace(model={**OPTIONS[name], "seed": base.model.seed + 100 * s})
+            cfg = base.replace(model={**OPTIONS[name], "seed": base.model.seed + 100 * s}, gan=GAN_OPTIONS.get(name, {}))
             t0 = time.time()
             scores, fits = run_option(data, cfg, months)
             figures = monthly_figures(scores, data.truth)

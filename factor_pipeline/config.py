@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 PROFILES = ("smoke", "demo", "full")
 GAN_MODES = ("augment", "transform", "off")
 LABEL_TRANSFORMS = ("zscore", "winsor", "rank")
-MODEL_INPUTS = ("window", "scale")
+MODEL_INPUTS = ("window", "scale", "scale_all")
 
 
 class ConfigError(ValueError):
@@ -90,7 +90,9 @@ class ModelConfig:
     weight_decay: float = 0.0  # decoupled (AdamW); 0 keeps the seed's plain Adam
     dropout: float = 0.0  # on the MLP's hidden layers
     ensemble: int = 1  # models trained from seeds seed, seed+1, ...; pRet is their mean
-    inputs: str = "window"  # "window": the seed's per-window z-score only; "scale": plus level/scale side inputs
+    # "window": the seed's per-window z-score only; "scale": plus each non-level feature's window mean and
+    # log-volatility, ranked across the date's stocks; "scale_all": the same for all 18 features
+    inputs: str = "window"
     device: str = "auto"  # "auto": CUDA when present, else CPU
     num_threads: int = 0  # CPU threads for training and inference; 0 = PyTorch's default (all cores)
 

@@ -54,6 +54,13 @@ SIDE_COLUMNS: tuple[str, ...] = (
     *(f"level_{name}" for name in FEATURE_NAMES),
     *(f"logvol_{name}" for name in FEATURE_NAMES),
 )
+# Price and size levels. Their window mean and volatility tell one stock from another (a price level is
+# all but an identifier) rather than describe its state, so a model fed them memorises names: measured
+# in bench/bench_training.py (option scale_all). ``inputs = "scale"`` leaves them out.
+LEVEL_FEATURES: tuple[str, ...] = ("close", "open", "high", "low", "vwap", "volume", "amount")
+STATE_SIDE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in SIDE_COLUMNS if c.split("_", 1)[1] not in LEVEL_FEATURES
+)
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "month",
     "trade_date",

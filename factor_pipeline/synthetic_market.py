@@ -58,6 +58,16 @@ Planted effects. mu_i(t) is the sum of known past events' drifts:
    sessions ago, predict nothing. An episode still in progress at d(m) is part of the state: its coming
    drift is in the truth. Alone: oracle IC ~0.10.
 4. Limit carry: the part of a move still held back by the limit (or by a suspension) is released later.
+Switchable (``MarketConfig``; the embedded market has 1, 1, 1, 0, 0): effects 1-3 scale by ``reversal``,
+``attention`` and ``episodes`` (0 switches one off), and two effects the embedded market lacks exist for
+judging a model on markets it was not tuned on:
+5. Low-volatility premium (a level effect, ``low_vol_premium``): every session each name drifts by
+   -0.0005 x strength x z(log base idiosyncratic volatility), so quieter names earn more (~1%/month per sd).
+   A per-window z-score of the inputs cannot see it.
+6. Turnover-dependent reversal (an interaction, ``turnover_reversal``): each idiosyncratic shock's
+   reversal gains -0.20 x strength x tanh(excess log turnover / 0.5) x e, the excess being the day's log
+   turnover over the name's base and the market's level: heavy-volume moves reverse more.
+With the switches at their embedded values the frames are bit-identical to the market without them.
 Truth: expected_return = expm1(carried gap) + sum over known events of their drift over the holding
 days d(m)+1..d(m+1) + beta_i x 0.0004 x holding days. It is exact for the generator's drift but ignores
 second-order effects: events after d(m) (their drifts have mean zero, except new episodes, whose mean is

@@ -150,16 +150,17 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
 
     ``samples`` holds the rows of X in order (features.load_samples with eligible_only=True).
     """
-    from factor_pipeline.features import SIDE_COLUMNS
+    from factor_pipeline.features import SIDE_COLUMNS, STATE_SIDE_COLUMNS
 
     if cfg.model.inputs == "window":
         return X
-    missing = [c for c in SIDE_COLUMNS if c not in samples.columns]
+    columns = SIDE_COLUMNS if cfg.model.inputs == "scale_all" else STATE_SIDE_COLUMNS
+    missing = [c for c in columns if c not in samples.columns]
     if missing:
         raise StorageError(
             f"model.inputs='scale' needs the samples' side inputs ({missing[0]}, ...): re-materialise the samples"
         )
-    side = samples[list(SIDE_COLUMNS)].to_numpy(dtype=np.float32)
+    side = samples[list(columns)].to_numpy(dtype=np.float32)
     side = np.broadcast_to(side[:, None, :], (len(X), X.shape[1], side.shape[1]))
     return np.concatenate([X, side], axis=2)
 

@@ -109,13 +109,19 @@ def test_augment_puts_generated_samples_inside_each_dates_label_distribution():
 def test_scale_inputs_add_the_side_columns_at_every_step():
     from factor_pipeline.features import SIDE_COLUMNS
 
-    cfg = profile_config("smoke").replace(model={"inputs": "scale"})
+    cfg = profile_config("smoke").replace(model={"inputs": "scale_all"})
     X = np.zeros((3, 40, 18), dtype=np.float32)
     side = np.arange(3 * len(SIDE_COLUMNS), dtype=np.float32).reshape(3, -1)
     samples = pd.DataFrame(side, columns=list(SIDE_COLUMNS))
     out = training.model_inputs(X, samples, cfg)
     assert out.shape == (3, 40, 18 + len(SIDE_COLUMNS))
     assert np.array_equal(out[:, 7, 18:], side) and np.array_equal(out[:, 0, 18:], side)
+    # "scale" leaves out the price and size levels, whose window statistics identify a stock.
+    state = training.model_inputs(X, samples, cfg.replace(model={"inputs": "scale"}))
+    levels = {"close", "open", "high", "low", "vwap", "volume", "amount"}
+    kept = [i for i, c in enumerate(SIDE_COLUMNS) if c.split("_", 1)[1] not in levels]
+    assert state.shape == (3, 40, 18 + 22) and len(kept) == 22
+    assert np.array_equal(state[:, 5, 18:], side[:, kept])
     assert training.model_inputs(X, samples, profile_config("smoke")) is X
     with pytest.raises(Exception, match="side inputs"):
         training.model_inputs(X, pd.DataFrame(index=range(3)), cfg)
