@@ -45,7 +45,12 @@ OPTIONS: dict[str, dict] = {
     "dropout": {**SEED_TRAINING, "dropout": 0.2},
     "scale": {**SEED_TRAINING, "inputs": "scale"},
     "scale_all": {**SEED_TRAINING, "inputs": "scale_all"},
+    "scale_head": {**SEED_TRAINING, "inputs": "scale", "side_at": "head"},
+    "lr1e-4": {**SEED_TRAINING, "lr": 1e-4, "max_epochs": 50, "patience": 10},
     "ens3": {**SEED_TRAINING, "ensemble": 3},
+    "ens5": {**SEED_TRAINING, "ensemble": 5},
+    "wd1e-3": {**SEED_TRAINING, "weight_decay": 1e-3},
+    "epochs30": {**SEED_TRAINING, "max_epochs": 30, "patience": 8},
     "lr3e-4": {**SEED_TRAINING, "lr": 3e-4},
     "window400": {**SEED_TRAINING, "train_window_sessions": 400},
     "default": {},  # whatever ModelConfig's defaults are in the profile
@@ -69,6 +74,19 @@ VARIANTS: dict[str, dict] = {
     "turnover_reversal": {"turnover_reversal": 1.0},
     "level_only": {"reversal": 0.0, "attention": 0.0, "episodes": 0.0, "low_vol_premium": 1.0},
 }
+
+
+def option(name: str) -> tuple[dict, dict]:
+    """(ModelConfig changes, GanConfig changes) of an option name; "a+b" combines the departures of a and b."""
+    model_changes, gan_changes = dict(SEED_TRAINING), {}
+    for part in name.split("+"):
+        if part not in OPTIONS:
+            raise SystemExit(f"unknown option {part!r}: one of {', '.join(OPTIONS)}")
+        if part == "default" or part.startswith("default_"):
+            model_changes = {}
+        model_changes.update({k: v for k, v in OPTIONS[part].items() if SEED_TRAINING.get(k, None) != v or k not in SEED_TRAINING})
+        gan_changes.update(GAN_OPTIONS.get(part, {}))
+    return model_changes, gan_changes
 
 
 def month_range(first: str, last: str) -> list[str]:
@@ -302,13 +320,16 @@ def main() -> None:
     }
     for name in args.options.split(","):
         for s in range(args.seeds):
-            cfg = base.replace(model={**OPTIONS[name], "seed": base.model.seed + 100 * s}, gan=GAN_OPTIONS.get(name, {}))
+            model_changes, gan_changes = option(name)
+            cfg = base.replace(model={**model_changes, "seed": base.model.seed + 100 * s}, gan=gan_changes)
             t0 = time.time()
             scores, fits = run_option(data, cfg, months)
             figures = monthly_figures(scores, data.truth)
             entry = {"seed": cfg.model.seed, "seconds": round(time.time() - t0, 1), "fits": fits, **summary(figures)}
             entry["monthly"] = figures.pivot(index="month", columns="factor", values="truth_corr")["pret"].round(4).to_dict()
             entry["monthly_ic"] = figures.pivot(index="month", columns="factor", values="ic")["pret"].round(4).to_dict()
+            entry["reversal_monthly"] = figures.pivot(index="month", columns="factor", values="truth_corr")["reversal_20d"].round(4).to_dict()
+            entry["reversal_monthly_ic"] = figures.pivot(index="month", columns="factor", values="ic")["reversal_20d"].round(4).to_dict()
             result["options"].setdefault(name, []).append(_rounded(entry))
             tc, ic = entry["pret"]["truth_corr"], entry["pret"]["ic"]
             d = entry["pret_minus_reversal"]["ic"]

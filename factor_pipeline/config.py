@@ -93,6 +93,7 @@ class ModelConfig:
     # "window": the seed's per-window z-score only; "scale": plus each non-level feature's window mean and
     # log-volatility, ranked across the date's stocks; "scale_all": the same for all 18 features
     inputs: str = "window"
+    side_at: str = "gru"  # where side inputs enter: "gru" (a channel at every step) or "head" (beside the GRU's state)
     device: str = "auto"  # "auto": CUDA when present, else CPU
     num_threads: int = 0  # CPU threads for training and inference; 0 = PyTorch's default (all cores)
 
@@ -245,6 +246,7 @@ def validate(cfg: Config) -> None:
         f"model.label_transform={cfg.model.label_transform!r} is not one of {LABEL_TRANSFORMS}",
     )
     _require(cfg.model.inputs in MODEL_INPUTS, f"model.inputs={cfg.model.inputs!r} is not one of {MODEL_INPUTS}")
+    _require(cfg.model.side_at in ("gru", "head"), f"model.side_at={cfg.model.side_at!r} is not gru or head")
     _require(cfg.model.weight_decay >= 0, "model.weight_decay must be 0 or more")
     _require(0.0 <= cfg.model.dropout < 1.0, f"model.dropout={cfg.model.dropout} must be in [0, 1)")
     _require(cfg.model.ensemble >= 1, "model.ensemble must be at least 1")

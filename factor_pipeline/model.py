@@ -128,14 +128,19 @@ class GRUFactorModel(nn.Module):
         gru_hidden: Sequence[int] = (128, 128),
         mlp_hidden: Sequence[int] = (256, 64, 64),
         dropout: float = 0.0,
+        head_side: int = 0,
     ):
         super().__init__()
+        # The last ``head_side`` input channels are per-sample side inputs (constant along the window):
+        # they skip the GRU and join its final state at the MLP.
+        self.head_side = head_side
+        n_features -= head_side
         # One single-layer nn.GRU per layer, so that layers may differ in width; they hold the
         # parameters (standard names) and run the CUDA path.
         sizes = [n_features, *gru_hidden]
         self.grus = nn.ModuleList(nn.GRU(i, h, batch_first=True) for i, h in zip(sizes[:-1], sizes[1:]))
         layers: list[nn.Module] = []
-        width = sizes[-1]
+        width = sizes[-1] + head_side
         for hidden in mlp_hidden:
             layers += [nn.Linear(width, hidden), nn.ReLU()]
             if dropout > 0:  # only when asked: a Dropout module would shift the seed's state-dict keys
@@ -158,6 +163,9 @@ class GRUFactorModel(nn.Module):
         return h_n[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head_side:
+            sequence, side = x[..., : -self.head_side], x[:, -1, -self.head_side :]
+            return self.mlp(torch.cat([self.encode(sequence), side], dim=-1)).squeeze(-1)
         return self.mlp(self.encode(x)).squeeze(-1)
 
 
@@ -268,8 +276,12 @@ def split_dates(dates: Sequence, val_fraction: float) -> tuple[list, list]:
     return unique[:-n_val], unique[-n_val:]
 
 
+SEQUENCE_FEATURES = 18  # the daily features of a window; channels beyond them are side inputs
+
+
 def build_model(cfg: ModelConfig, n_features: int) -> GRUFactorModel:
-    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout)
+    head_side = n_features - SEQUENCE_FEATURES if cfg.side_at == "head" and n_features > SEQUENCE_FEATURES else 0
+    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side)
 
 
 def optimizer_for(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:

@@ -178,3 +178,19 @@ def test_dropout_and_weight_decay_change_training_but_not_the_seeds_weights_layo
     assert any(isinstance(m, torch.nn.Dropout) for m in model.build_model(base.replace(model={"dropout": 0.5}).model, 18).modules())
     assert not any(isinstance(m, torch.nn.Dropout) for m in model.build_model(base.model, 18).modules())
     assert len(dropped) == len(plain)
+
+
+def test_side_inputs_at_the_head_skip_the_gru():
+    cfg = profile_config("smoke").replace(model={"inputs": "scale", "side_at": "head"})
+    net = model.build_model(cfg.model, 18 + 22)
+    assert net.grus[0].input_size == 18 and net.head_side == 22
+    x = torch.randn(5, 40, 18 + 22)
+    out = net(x)
+    # Side channels are read at the last step only: changing them earlier changes nothing.
+    earlier = x.clone()
+    earlier[:, :-1, 18:] = 0.0
+    assert torch.equal(net(earlier), out)
+    changed = x.clone()
+    changed[:, -1, 18:] += 1.0
+    assert not torch.allclose(net(changed), out)
+    assert model.build_model(cfg.replace(model={"side_at": "gru"}).model, 40).grus[0].input_size == 40
