@@ -49,6 +49,10 @@ def rows(result: dict) -> list[dict]:
             d_ic, d_truth = (ic - reversal_ic).dropna(), (truth - reversal_truth).dropna()
             row["truth_corr - reversal"] = _cell(d_truth.mean(), _se(d_truth))
             row["IC - reversal"] = _cell(d_ic.mean(), _se(d_ic), 4)
+        elif len(runs) == 1:  # results written before the monthly baselines were stored
+            paired = runs[0]["pret_minus_reversal"]
+            row["truth_corr - reversal"] = _cell(paired["truth_corr"]["mean"], paired["truth_corr"]["se"])
+            row["IC - reversal"] = _cell(paired["ic"]["mean"], paired["ic"]["se"], 4)
         out.append(row)
     return out
 

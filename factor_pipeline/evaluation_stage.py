@@ -131,6 +131,10 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
         )
         holdings.append(pd.DataFrame({"month": month, "factor": column, "ts_code": result.top_codes}))
 
+    # The baselines' truth_corr also sits in eval.ic, so one DuckDB query compares them month by month.
+    for column in BASELINE_COLUMNS:
+        if column in table:
+            ic_row[f"truth_corr_{column}"] = truth_corr(column)
     write_parquet(ic_row, layout.partition("eval/ic", month))
     write_parquet(portfolio_row, layout.partition("eval/portfolio", month))
     write_parquet(main.industry_ic.assign(month=month), layout.partition("eval/industry_ic", month))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from factor_pipeline.config import Config, profile_config
+from factor_pipeline.config import Config, ConfigError, profile_config, seed_training
 from factor_pipeline.storage import Layout, StorageError
 
 
@@ -22,6 +22,7 @@ class PipelineResource(dg.ConfigurableResource):
     source: str = "synthetic"
     profile: str = "demo"
     gan_mode: str = ""  # empty: the profile's default
+    training: str = ""  # "seed": the seed's training settings (config.SEED_TRAINING); empty: the profile's
 
     @classmethod
     def from_env(cls) -> "PipelineResource":
@@ -30,11 +31,16 @@ class PipelineResource(dg.ConfigurableResource):
             source=os.environ.get("FACTOR_PIPELINE_SOURCE", "synthetic"),
             profile=os.environ.get("FACTOR_PIPELINE_PROFILE", "demo"),
             gan_mode=os.environ.get("FACTOR_PIPELINE_GAN_MODE", ""),
+            training=os.environ.get("FACTOR_PIPELINE_TRAINING", ""),
         )
 
     @property
     def config(self) -> Config:
         cfg = profile_config(self.profile)
+        if self.training not in ("", "seed"):
+            raise ConfigError(f"FACTOR_PIPELINE_TRAINING={self.training!r} is not 'seed' or empty")
+        if self.training == "seed":
+            cfg = seed_training(cfg)
         return cfg.replace(gan={"mode": self.gan_mode}) if self.gan_mode else cfg
 
     @property

@@ -84,4 +84,5 @@ def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
     assert ic["truth_corr"].iloc[0] > 0.3
     for column in ("reversal_20d", "pret_gan_off"):
         assert baselines.loc[column, "truth_corr"] == pytest.approx(independent(column), abs=1e-12)
+        assert ic[f"truth_corr_{column}"].iloc[0] == pytest.approx(independent(column), abs=1e-12)
     assert baselines.loc["pret_gan_off", "truth_corr"] < -0.5

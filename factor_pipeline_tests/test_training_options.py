@@ -194,3 +194,18 @@ def test_side_inputs_at_the_head_skip_the_gru():
     changed[:, -1, 18:] += 1.0
     assert not torch.allclose(net(changed), out)
     assert model.build_model(cfg.replace(model={"side_at": "gru"}).model, 40).grus[0].input_size == 40
+
+
+def test_the_seed_preset_is_one_environment_switch_away(monkeypatch, tmp_path):
+    from factor_pipeline.resources import PipelineResource
+
+    monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(tmp_path))
+    monkeypatch.delenv("FACTOR_PIPELINE_TRAINING", raising=False)
+    default = PipelineResource.from_env().config
+    monkeypatch.setenv("FACTOR_PIPELINE_TRAINING", "seed")
+    seeded = PipelineResource.from_env().config
+    assert seeded == seed_training(default)
+    assert any(getattr(default.model, k) != v for k, v in SEED_TRAINING.items())  # the default does depart
+    monkeypatch.setenv("FACTOR_PIPELINE_TRAINING", "fast")
+    with pytest.raises(ConfigError, match="FACTOR_PIPELINE_TRAINING"):
+        PipelineResource.from_env().config
