@@ -45,6 +45,7 @@ OPTIONS: dict[str, dict] = {
     "dropout": {**SEED_TRAINING, "dropout": 0.2},
     "scale": {**SEED_TRAINING, "inputs": "scale"},
     "scale_all": {**SEED_TRAINING, "inputs": "scale_all"},
+    "scale_steps": {**SEED_TRAINING, "inputs": "scale_steps"},
     "scale_head": {**SEED_TRAINING, "inputs": "scale", "side_at": "head"},
     "lr1e-4": {**SEED_TRAINING, "lr": 1e-4, "max_epochs": 50, "patience": 10},
     # The demo profile's model size is itself a departure from the seed's GRU(128,128); smaller still:
@@ -108,7 +109,7 @@ class Dataset:
 
     def __init__(self, cfg: Config, first_train: str, last: str, variant: str):
         self.cfg = cfg
-        key = f"{cfg.fingerprint('market', 'samples')}-{first_train}-{last}"
+        key = f"v2-{cfg.fingerprint('market', 'samples')}-{first_train}-{last}"
         self.dir = CACHE / f"{variant}-{key}"
         first_window = training.window_months(first_train, cfg)[0]
         self.months = month_range(first_window, last)
@@ -116,6 +117,7 @@ class Dataset:
             self._build()
         self.samples = pd.read_parquet(self.dir / "samples.parquet")
         self.X = np.load(self.dir / "X.npy", mmap_mode="r")
+        self.S = np.load(self.dir / "S.npy", mmap_mode="r")
         self.truth = pd.read_parquet(self.dir / "truth.parquet")
         self.scored = pd.read_parquet(self.dir / "scored.parquet")
 
@@ -131,11 +133,12 @@ class Dataset:
         for m in feature_months:
             history = [by_month[k] for k in month_range(partitions.shift_month(m, -features.FEATURE_LOOKBACK_MONTHS), m) if k in by_month]
             feats[m] = features.compute_features(pd.concat(history, ignore_index=True), m)
-        arrays, frames, offset = [], [], 0
+        arrays, steps, frames, offset = [], [], [], 0
         for m in self.months:
             history = pd.concat([feats[k] for k in month_range(partitions.shift_month(m, -features.SEQUENCE_LOOKBACK_MONTHS), m)], ignore_index=True)
             bars = pd.concat([by_month[k] for k in (partitions.shift_month(m, -1), m) if k in by_month], ignore_index=True)
             X, table = features.build_samples(history, bars, _stocks_as_of(stocks, m), m, self.cfg.samples)
+            steps.append(features.scale_steps(history, table, self.cfg.samples))
             table = table[table["seq_index"] >= 0].reset_index(drop=True)
             table["seq_index"] += offset
             offset += len(X)
@@ -175,16 +178,24 @@ class Dataset:
         self.dir.mkdir(parents=True, exist_ok=True)
         samples.to_parquet(self.dir / "samples.parquet")
         np.save(self.dir / "X.npy", X)
+        np.save(self.dir / "S.npy", np.concatenate(steps))
         market.truth.to_parquet(self.dir / "truth.parquet")
         pd.concat(scored, ignore_index=True).to_parquet(self.dir / "scored.parquet")
         (self.dir / "done").write_text(f"{time.time() - started:.1f} s\n")
+
+    def inputs(self, rows: pd.DataFrame, cfg: Config) -> np.ndarray:
+        index = rows["seq_index"].to_numpy()
+        X = np.asarray(self.X[index])
+        if cfg.model.inputs == "scale_steps":
+            return np.concatenate([X, np.asarray(self.S[index])], axis=2)
+        return training.model_inputs(X, rows, cfg)
 
     def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
         dates = training.training_dates(train_month, cfg)
         as_of = partitions.rebalance_date(train_month)
         rows = self.samples[self.samples["trade_date"].isin(dates) & (self.samples["label_end"] <= as_of) & self.samples["label"].notna()]
         rows = rows.reset_index(drop=True)
-        X = training.model_inputs(np.asarray(self.X[rows["seq_index"].to_numpy()]), rows, cfg)
+        X = self.inputs(rows, cfg)
         return training.group_training_data(train_month, rows, X, rows["label"].to_numpy(dtype=np.float64), cfg)
 
 
@@ -211,7 +222,7 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
             }
         frame = data.scored[data.scored["month"] == m]
         rows = data.samples.set_index("seq_index").loc[frame["seq_index"].to_numpy()].reset_index()
-        X = training.model_inputs(np.asarray(data.X[frame["seq_index"].to_numpy()]), rows, cfg)
+        X = data.inputs(rows, cfg)
         state, generator = trainings[train_month]
         with training.torch_threads(cfg.model.num_threads):
             if cfg.gan.mode == "transform":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 PROFILES = ("smoke", "demo", "full")
 GAN_MODES = ("augment", "transform", "off")
 LABEL_TRANSFORMS = ("zscore", "winsor", "rank")
-MODEL_INPUTS = ("window", "scale", "scale_all")
+MODEL_INPUTS = ("window", "scale", "scale_all", "scale_steps")
 
 
 class ConfigError(ValueError):

@@ -58,6 +58,7 @@ SIDE_COLUMNS: tuple[str, ...] = (
 # all but an identifier) rather than describe its state, so a model fed them memorises names: measured
 # in bench/bench_training.py (option scale_all). ``inputs = "scale"`` leaves them out.
 LEVEL_FEATURES: tuple[str, ...] = ("close", "open", "high", "low", "vwap", "volume", "amount")
+STATE_FEATURES: tuple[str, ...] = tuple(name for name in FEATURE_NAMES if name not in LEVEL_FEATURES)
 STATE_SIDE_COLUMNS: tuple[str, ...] = tuple(
     c for c in SIDE_COLUMNS if c.split("_", 1)[1] not in LEVEL_FEATURES
 )
@@ -221,6 +222,14 @@ def _standardise_series(raw: np.ndarray, mad_clip: float) -> np.ndarray:
     (more than half the steps equal) no clip is applied: a zero-width band would flatten the series
     to a constant and erase the days that differ. A series with nothing observed becomes zeros.
     """
+    filled, constant = _clipped_series(raw, mad_clip)
+    filled -= filled.mean(axis=-1, keepdims=True)
+    return np.swapaxes(_standardised(filled, constant[..., None], axis=-1), 1, 2)
+
+
+def _clipped_series(raw: np.ndarray, mad_clip: float) -> tuple[np.ndarray, np.ndarray]:
+    """The first half of :func:`_standardise_series`: [n, features, steps] filled and clipped, and which
+    series are constant."""
     x = np.ascontiguousarray(np.swapaxes(raw, 1, 2), dtype=np.float64)  # [n, features, steps]
     ordered = np.sort(x, axis=-1)  # NaN sorts last
     count = np.count_nonzero(~np.isnan(x), axis=-1)
@@ -237,8 +246,31 @@ def _standardise_series(raw: np.ndarray, mad_clip: float) -> np.ndarray:
     filled = np.where(np.isnan(x), median[..., None], x)
     np.clip(filled, low[..., None], high[..., None], out=filled)
     filled[count == 0] = 0.0
-    filled -= filled.mean(axis=-1, keepdims=True)
-    return np.swapaxes(_standardised(filled, constant[..., None], axis=-1), 1, 2)
+    return filled, constant
+
+
+def scale_steps(features: pd.DataFrame, samples: pd.DataFrame, cfg: SampleConfig) -> np.ndarray:
+    """float32 [N, seq_len, len(STATE_FEATURES)] for the rows of X (``samples`` as build_samples returns it):
+    each non-level feature's window, outlier-clipped as the seed does but standardised only across the
+    date's stocks at each step, so a stock's own level and volatility stay visible (ModelConfig.inputs =
+    "scale_steps"). Rows without a sequence are left out, as in X.
+    """
+    eligible = samples["seq_index"].to_numpy() >= 0
+    rows = samples.loc[eligible].sort_values("seq_index")
+    t_position = _session_positions(rows["trade_date"], "samples") if len(rows) else np.zeros(0, np.int64)
+    values, window_end, _ = _locate_windows(features, rows, t_position, cfg)
+    keep = [FEATURE_NAMES.index(name) for name in STATE_FEATURES]
+    out = np.empty((len(rows), cfg.seq_len, len(keep)), dtype=np.float32)
+    steps = np.arange(-cfg.seq_len + 1, 1)
+    order = np.argsort(t_position, kind="stable")
+    if not np.array_equal(order, np.arange(len(order))):
+        raise ValueError("samples must be sorted by trade_date")
+    boundaries = np.flatnonzero(np.diff(t_position)) + 1
+    for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, len(rows)]):
+        raw = values[window_end[lo:hi, None] + steps][..., keep]
+        filled, _ = _clipped_series(raw, cfg.mad_clip)
+        out[lo:hi] = _zscore(np.swapaxes(filled, 1, 2), axis=0)
+    return out
 
 
 def build_samples(

@@ -542,6 +542,46 @@ def test_side_inputs_are_each_windows_level_and_log_volatility_ranked_across_the
     assert on_last["level_volume"].std() > 0.5
 
 
+def _reference_clipped(values: np.ndarray, mad_clip: float) -> np.ndarray:
+    out = np.zeros_like(values)
+    for j in range(values.shape[1]):
+        s = pd.Series(values[:, j])
+        median = s.median()
+        if np.isnan(median):
+            continue
+        mad = (s - median).abs().median() * 1.4826
+        s = s.fillna(median)
+        if mad > 0:
+            s = s.clip(median - mad_clip * mad, median + mad_clip * mad)
+        out[:, j] = s
+    return out
+
+
+def test_scale_steps_keep_each_stocks_level_and_volatility_and_standardise_across_stocks_only():
+    codes = [f"60{i:04d}.SH" for i in range(12)]
+    daily = random_market(codes, "2023-09-01", "2024-03-29", seed=23, suspend_prob=0.03)
+    month = "2024-03"
+    months = partitions.months_between(partitions.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
+    feats = features_for(daily, months)
+    cfg = SampleConfig(max_window_sessions=70)
+    X, samples = F.build_samples(feats, daily, _stocks(codes), month, cfg)
+    S = F.scale_steps(feats, samples, cfg)
+    assert S.shape == (len(X), cfg.seq_len, len(F.STATE_FEATURES))
+    keep = [F.FEATURE_NAMES.index(name) for name in F.STATE_FEATURES]
+    eligible = samples[samples.eligible]
+    expected = np.empty_like(S, dtype=np.float64)
+    for date, group in eligible.groupby("trade_date"):
+        block = []
+        for code in group.ts_code:
+            rows = feats[(feats.ts_code == code) & (feats.trade_date <= date)].sort_values("trade_date").tail(cfg.seq_len)
+            block.append(_reference_clipped(rows[list(F.FEATURE_NAMES)].to_numpy()[:, keep], cfg.mad_clip))
+        expected[group.seq_index.to_numpy()] = _reference_cross_section(np.stack(block))
+    np.testing.assert_allclose(S, expected, rtol=1e-5, atol=1e-5)
+    # Unlike X, a stock's window is not centred on itself: its mean over the steps varies across stocks.
+    ret = F.STATE_FEATURES.index("ret")
+    assert S[:, :, ret].mean(axis=1).std() > 3 * X[:, :, F.FEATURE_NAMES.index("ret")].mean(axis=1).std()
+
+
 # ---------------------------------------------------------------------------------------------------
 # No look-ahead
 
