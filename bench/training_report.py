@@ -1,11 +1,12 @@
-"""Markdown table of bench_training.py results: one row per option, seeds pooled.
+"""Markdown table of bench_training.py results: one row per option, its seeds pooled across result files.
 
     .venv/bin/python bench/training_report.py bench/results/training_*.json
 
-For an option run with several seeds, the monthly values are averaged over its seeds first; the mean and
-its standard error are then taken over months (METRICS.md), and "seed sd" is the spread of the per-seed
-means, the part of the noise that more months cannot remove. Differences against the 20-day reversal are
-paired by month. truth_corr of the baselines does not depend on the option and is listed once.
+Files of the same market variant and months are pooled: an option's runs (one per seed) are gathered from
+all of them. Its monthly values are averaged over its seeds first; the mean and its standard error are then
+taken over months (METRICS.md). "seed sd" is the spread of the per-seed means, the part of the noise that
+more months cannot remove. "- seed" is the paired monthly difference against the seed's training (its seeds
+pooled the same way), "IC - reversal" the paired difference against the 20-day reversal.
 """
 
 from __future__ import annotations
@@ -24,60 +25,72 @@ def _se(values: pd.Series) -> float:
     return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
-def _cell(mean: float, se: float, digits: int = 3) -> str:
-    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+def _cell(values: pd.Series, digits: int = 3) -> str:
+    return f"{values.mean():+.{digits}f} ± {_se(values):.{digits}f}".lstrip("+")
 
 
-def rows(result: dict) -> list[dict]:
-    out = []
-    for name, runs in result["options"].items():
-        truth = pd.DataFrame({r["seed"]: pd.Series(r["monthly"]) for r in runs}).mean(axis=1)
-        ic = pd.DataFrame({r["seed"]: pd.Series(r["monthly_ic"]) for r in runs}).mean(axis=1)
-        reversal_ic = pd.Series(runs[0].get("reversal_monthly_ic", {}), dtype=float)
-        reversal_truth = pd.Series(runs[0].get("reversal_monthly", {}), dtype=float)
-        seed_means = [r["pret"]["truth_corr"]["mean"] for r in runs]
+def _pooled(runs: list[dict], key: str) -> pd.Series:
+    return pd.DataFrame({r["seed"]: pd.Series(r[key], dtype=float) for r in runs}).mean(axis=1)
+
+
+def load(paths: list[str]) -> dict[tuple, dict]:
+    """{(variant, months): {"options": {name: [runs]}, "reversal": monthly truth_corr, "reversal_ic": ..., "first": run}}"""
+    groups: dict[tuple, dict] = {}
+    for path in paths:
+        result = json.loads(Path(path).read_text())
+        group = groups.setdefault((result["variant"], result["months"], result["profile"]), {"options": {}})
+        for name, runs in result["options"].items():
+            group["options"].setdefault(name, []).extend(runs)
+            for run in runs:
+                group.setdefault("first", run)
+                if "reversal_monthly" in run:
+                    group["reversal"] = pd.Series(run["reversal_monthly"], dtype=float)
+                    group["reversal_ic"] = pd.Series(run["reversal_monthly_ic"], dtype=float)
+    return groups
+
+
+def table(group: dict) -> pd.DataFrame:
+    options = group["options"]
+    seed = options.get("seed")
+    rows = []
+    for name, runs in options.items():
+        truth, ic = _pooled(runs, "monthly"), _pooled(runs, "monthly_ic")
+        means = [r["pret"]["truth_corr"]["mean"] for r in runs]
         row = {
             "option": name,
             "seeds": len(runs),
             "months": int(truth.notna().sum()),
-            "truth_corr": _cell(truth.mean(), _se(truth)),
-            "seed sd": f"{np.std(seed_means, ddof=1):.3f}" if len(runs) > 1 else "",
-            "IC": _cell(ic.mean(), _se(ic), 4),
-            "seconds / run": f"{np.mean([r['seconds'] for r in runs]):.0f}",
+            "truth_corr": _cell(truth),
+            "seed sd": f"{np.std(means, ddof=1):.3f}" if len(runs) > 1 else "",
+            "truth_corr - seed": _cell(truth - _pooled(seed, "monthly")) if seed and name != "seed" else "",
+            "IC": _cell(ic, 4),
+            "IC - reversal": _cell(ic - group["reversal_ic"], 4) if "reversal_ic" in group else "",
+            "s / run": f"{np.mean([r['seconds'] for r in runs]):.0f}",
         }
-        if len(reversal_ic):
-            d_ic, d_truth = (ic - reversal_ic).dropna(), (truth - reversal_truth).dropna()
-            row["truth_corr - reversal"] = _cell(d_truth.mean(), _se(d_truth))
-            row["IC - reversal"] = _cell(d_ic.mean(), _se(d_ic), 4)
-        elif len(runs) == 1:  # results written before the monthly baselines were stored
-            paired = runs[0]["pret_minus_reversal"]
-            row["truth_corr - reversal"] = _cell(paired["truth_corr"]["mean"], paired["truth_corr"]["se"])
-            row["IC - reversal"] = _cell(paired["ic"]["mean"], paired["ic"]["se"], 4)
-        out.append(row)
-    return out
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def baselines(result: dict) -> list[dict]:
-    first = next(iter(result["options"].values()))[0]
-    return [
-        {
-            "factor": name,
-            "truth_corr": _cell(first[name]["truth_corr"]["mean"], first[name]["truth_corr"]["se"]),
-            "IC": _cell(first[name]["ic"]["mean"], first[name]["ic"]["se"], 4),
-        }
-        for name in ("reversal_20d", "abnormal_turnover", "low_volatility")
-    ]
+def baselines(group: dict) -> pd.DataFrame:
+    first = group["first"]
+    return pd.DataFrame(
+        [
+            {
+                "factor": name,
+                "truth_corr": f"{first[name]['truth_corr']['mean']:.3f} ± {first[name]['truth_corr']['se']:.3f}",
+                "IC": f"{first[name]['ic']['mean']:.4f} ± {first[name]['ic']['se']:.4f}",
+            }
+            for name in ("reversal_20d", "abnormal_turnover", "low_volatility")
+        ]
+    )
 
 
 def main() -> None:
-    for path in sys.argv[1:]:
-        result = json.loads(Path(path).read_text())
-        first = next(iter(result["options"].values()))[0]
-        print(f"### {result['variant']} market, {result['profile']} profile, {result['months']} ({Path(path).name})\n")
-        print(f"oracle IC {first['oracle_ic']['mean']:.3f}\n")
-        print(pd.DataFrame(rows(result)).to_markdown(index=False))
+    for (variant, months, profile), group in load(sys.argv[1:]).items():
+        print(f"### {variant} market, {profile} profile, {months} (oracle IC {group['first']['oracle_ic']['mean']:.3f})\n")
+        print(table(group).to_markdown(index=False))
         print()
-        print(pd.DataFrame(baselines(result)).to_markdown(index=False))
+        print(baselines(group).to_markdown(index=False))
         print()
 
 
