@@ -91,7 +91,7 @@ class TrainingData:
     train_month: str
     dates: list[pd.Timestamp]
     X: list[np.ndarray]  # one [n_d, 40, 18] array per date
-    y: list[np.ndarray]  # labels, z-scored within each date
+    y: list[np.ndarray]  # labels, transformed within each date (ModelConfig.label_transform)
     fingerprint: str
     n_val: int
     n_gap: int = 0  # dates left out between training and validation (the purge)
@@ -123,8 +123,8 @@ MAD_SCALE = 1.4826
 def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
     """One date's labels as the loss sees them (ModelConfig.label_transform); mean 0, std 1 in each case.
 
-    "zscore" is the seed's; "winsor" clips at median +- 3 robust sd so that limit runs and post-suspension jumps cannot
-    dominate a Pearson loss; "rank" keeps only the order.
+    "zscore" is the seed's; "winsor" clips at median +- 3 robust sd so that limit runs and post-suspension
+    jumps cannot dominate a Pearson loss; "rank" keeps only the order.
     """
     if how == "zscore":
         return _zscore(values)
