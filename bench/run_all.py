@@ -17,7 +17,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-ORDER = ["bench_market", "bench_features", "bench_model", "bench_pipeline", "bench_quality"]
+ORDER = ["bench_market", "bench_features", "bench_model", "bench_pipeline", "bench_quality", "bench_training"]
 
 
 def machine() -> dict:
