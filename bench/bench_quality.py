@@ -1,11 +1,13 @@
-"""Factor quality on the embedded market: IC, Rank IC, ICIR and efficiency (IC / oracle IC) per GAN mode.
+"""Factor quality on the embedded market: truth_corr first, then IC, Rank IC, ICIR and efficiency, per GAN mode.
 
     .venv/bin/python bench/bench_quality.py [--from 2023-01] [--to 2024-12] [--profile demo]
 
 Backfills the range once with GAN mode `augment` (whose runs also train the GAN-off GRU and compute the
 20-day reversal beside pRet, on the same universe and the same checkpoint dates) and once with mode
 `transform` (reusing the bars, features and samples of the first run, which do not depend on the mode).
-The market is never tuned to favour a mode. Prints one JSON object.
+The market is never tuned to favour a mode. Every factor is reported with truth_corr (its monthly
+correlation with truth.expected_return, METRICS.md) and IC, each as mean and standard error over months,
+and pRet is compared with the 20-day reversal on paired monthly differences. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 import bench_pipeline
+from factor_pipeline import evaluation
 
 SHARED = ["source", "calendar", "raw_bars", "features", "samples"]
 
@@ -28,8 +31,14 @@ def backfill(home: Path, mode: str, first: str, last: str, profile: str) -> floa
     return bench_pipeline.backfill(home, first, last, profile, FACTOR_PIPELINE_GAN_MODE=mode)[0]
 
 
-def figures(ic: pd.Series, rank_ic: pd.Series, oracle: pd.Series) -> dict:
+def _rounded(stats: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
+
+
+def figures(ic: pd.Series, rank_ic: pd.Series, oracle: pd.Series, truth_corr: pd.Series) -> dict:
     return {
+        "truth_corr": _rounded(evaluation.mean_and_se(truth_corr)),
+        "ic": _rounded(evaluation.mean_and_se(ic)),
         "months": int(ic.notna().sum()),
         "ic_mean": round(float(ic.mean()), 4),
         "rank_ic_mean": round(float(rank_ic.mean()), 4),
@@ -60,16 +69,29 @@ def main() -> None:
         ic, baselines = read(augment_home, args.first, args.last)
         oracle = ic.set_index("month")["oracle_ic"]
         out["oracle_ic_mean"] = round(float(oracle.mean()), 4)
-        out["factors"]["pRet, GAN augment"] = figures(ic["ic"], ic["rank_ic"], oracle)
+        out["factors"]["pRet, GAN augment"] = figures(ic["ic"], ic["rank_ic"], oracle, ic["truth_corr"])
+        monthly = {"pRet, GAN augment": ic.set_index("month")}
         for column, label in [("pret_gan_off", "pRet, GAN off"), ("reversal_20d", "20-day reversal")]:
             rows = baselines[baselines["factor"] == column].set_index("month")
-            out["factors"][label] = figures(rows["ic"], rows["rank_ic"], oracle.reindex(rows.index))
+            out["factors"][label] = figures(rows["ic"], rows["rank_ic"], oracle.reindex(rows.index), rows["truth_corr"])
+            monthly[label] = rows
         for name in SHARED:
             if (augment_home / name).exists():
                 shutil.copytree(augment_home / name, transform_home / name)
         out["seconds"]["transform"] = round(backfill(transform_home, "transform", args.first, args.last, args.profile), 1)
         ic_t, _ = read(transform_home, args.first, args.last)
-        out["factors"]["pRet, GAN transform"] = figures(ic_t["ic"], ic_t["rank_ic"], ic_t.set_index("month")["oracle_ic"])
+        out["factors"]["pRet, GAN transform"] = figures(
+            ic_t["ic"], ic_t["rank_ic"], ic_t.set_index("month")["oracle_ic"], ic_t["truth_corr"]
+        )
+        monthly["pRet, GAN transform"] = ic_t.set_index("month")
+    reversal = monthly.pop("20-day reversal")
+    out["minus_20d_reversal"] = {
+        label: {
+            metric: _rounded(evaluation.paired_difference(rows[metric], reversal[metric]))
+            for metric in ("truth_corr", "ic")
+        }
+        for label, rows in monthly.items()
+    }
     out["children_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     print(json.dumps(out))
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-ORDER = ["bench_market", "bench_features", "bench_model", "bench_pipeline", "bench_quality", "bench_precision_quality", "bench_gpu"]
+ORDER = ["bench_market", "bench_features", "bench_model", "bench_pipeline", "bench_quality", "bench_training",
+         "bench_precision_quality", "bench_gpu"]
 NEEDS_CUDA = {"bench_gpu"}  # recorded as skipped on a machine without one
 
 

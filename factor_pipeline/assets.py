@@ -264,7 +264,7 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
     X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
     if len(table) == 0:
         raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")
-    raw = training.predict_month(layout, X, record["checkpoint"], cfg)
+    raw = training.predict_month(layout, X, record["checkpoint"], cfg, table)
     out = table[["month", "trade_date", "ts_code", "industry", "buyable", "log_float_mcap"]].rename(
         columns={"trade_date": "rebalance_date"}
     )
@@ -279,7 +279,7 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
     out["checkpoint"] = record["checkpoint"]
     out["train_month"] = record["train_month"]
     if "gan_off_checkpoint" in record:
-        out["pret_gan_off"] = training.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}))
+        out["pret_gan_off"] = training.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}), table)
     daily = read_months(layout, "raw_bars/daily", _months(layout, month, REVERSAL_LOOKBACK))
     adj = daily.assign(adj_close=daily["close"] * daily["adj_factor"])[daily["volume"] > 0]
     reversal = factor.reversal_20d(adj[["ts_code", "trade_date", "adj_close"]], rebalance)

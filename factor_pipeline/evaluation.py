@@ -104,6 +104,38 @@ def oracle_ic(expected: pd.Series, fwd_return: pd.Series) -> float:
     return pearson(expected, fwd_return)
 
 
+def truth_corr(factor, expected) -> float:
+    """Truth correlation(m) (METRICS.md): Pearson correlation of a factor with the generator's E[R(i,m)]
+    over the stocks that have both. Aligned by position (or index, for two Series)."""
+    if isinstance(factor, pd.Series) and isinstance(expected, pd.Series):
+        factor, expected = factor.align(expected, join="inner")
+    return pearson(factor, expected)
+
+
+def paired_difference(a, b) -> dict:
+    """Mean of the monthly differences a - b over the months with both, with its standard error
+    (std of the differences, ddof = 1, over sqrt(n)): how METRICS.md judges two factors."""
+    a, b = pd.Series(a, dtype="float64"), pd.Series(b, dtype="float64")
+    diff = (a - b).dropna()
+    n = len(diff)
+    return {
+        "mean": float(diff.mean()) if n else math.nan,
+        "se": float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        "months": n,
+    }
+
+
+def mean_and_se(values) -> dict:
+    """Mean over months with its standard error (std, ddof = 1, over sqrt(n))."""
+    values = pd.Series(values, dtype="float64").dropna()
+    n = len(values)
+    return {
+        "mean": float(values.mean()) if n else math.nan,
+        "se": float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        "months": n,
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Portfolio selection
 

@@ -74,11 +74,28 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
 
     main = evaluation.evaluate_month(month, _panel(table, "pret", returns), _previous_top(layout, month, "pret", cfg), cfg.factor)
     oracle_ic = np.nan
+    expected = None  # E[R(i,m)] per row of the table (synthetic market only)
     truth_path = layout.partition("raw_bars/truth", month)
     if truth_path.exists():
         truth = read_months(layout, "raw_bars/truth", [month]).set_index("ts_code")["expected_return"]
-        oracle_ic = evaluation.oracle_ic(table["ts_code"].map(truth).set_axis(table.index), returns)
-    ic_row = pd.DataFrame([{**base, "ic": main.ic, "rank_ic": main.rank_ic, "n_stocks": main.n_stocks, "oracle_ic": oracle_ic}])
+        expected = table["ts_code"].map(truth).set_axis(table.index)
+        oracle_ic = evaluation.oracle_ic(expected, returns)
+
+    def truth_corr(column: str) -> float:
+        return np.nan if expected is None else evaluation.truth_corr(table[column], expected)
+
+    ic_row = pd.DataFrame(
+        [
+            {
+                **base,
+                "ic": main.ic,
+                "rank_ic": main.rank_ic,
+                "n_stocks": main.n_stocks,
+                "oracle_ic": oracle_ic,
+                "truth_corr": truth_corr("pret"),
+            }
+        ]
+    )
     portfolio_row = pd.DataFrame(
         [
             {
@@ -109,17 +126,22 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
                 "benchmark_return": result.benchmark_return,
                 "excess_return": result.excess_return,
                 "turnover": result.turnover,
+                "truth_corr": truth_corr(column),
             }
         )
         holdings.append(pd.DataFrame({"month": month, "factor": column, "ts_code": result.top_codes}))
 
+    # The baselines' truth_corr also sits in eval.ic, so one DuckDB query compares them month by month.
+    for column in BASELINE_COLUMNS:
+        if column in table:
+            ic_row[f"truth_corr_{column}"] = truth_corr(column)
     stamp = layout.stamp("eval", month)
     write_parquet(ic_row, layout.partition("eval/ic", month), stamp)
     write_parquet(portfolio_row, layout.partition("eval/portfolio", month), stamp)
     write_parquet(main.industry_ic.assign(month=month), layout.partition("eval/industry_ic", month), stamp)
     write_parquet(main.industry_long_excess.assign(month=month), layout.partition("eval/industry_long_excess", month), stamp)
     write_parquet(pd.DataFrame(baselines, columns=["month", "as_of", "complete", "factor", "ic", "rank_ic", "n_stocks",
-                                                   "long_return", "benchmark_return", "excess_return", "turnover"]),
+                                                   "long_return", "benchmark_return", "excess_return", "turnover", "truth_corr"]),
                   layout.partition("eval/baselines", month), stamp)
     write_parquet(pd.concat(holdings, ignore_index=True), layout.partition("eval/holdings", month), stamp)
     log(f"{month}: IC {main.ic:.4f}, rank IC {main.rank_ic:.4f}, oracle IC {oracle_ic:.4f}, returns as of {end.date()}")
@@ -127,6 +149,7 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
         "ic": float(main.ic),
         "rank_ic": float(main.rank_ic),
         "oracle_ic": float(oracle_ic),
+        "truth_corr": float(ic_row["truth_corr"].iloc[0]),
         "n_stocks": int(main.n_stocks),
         "long_return": float(main.long_return),
         "excess_return": float(main.excess_return),

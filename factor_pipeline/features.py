@@ -9,6 +9,7 @@ date t reads nothing dated after t, and a label is returned only once its horizo
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import duckdb
@@ -46,6 +47,21 @@ FEATURE_LOOKBACK_MONTHS: int = 2
 # least 75. build_samples checks this against the calendar for the config it is given.
 SEQUENCE_LOOKBACK_MONTHS: int = 4
 
+# Scale-aware side inputs (ModelConfig.inputs = "scale"): each feature's level (window mean) and
+# log-volatility (log window std), which the per-window z-score removes, ranked across the date's
+# eligible stocks. NaN on rows without a sequence.
+SIDE_COLUMNS: tuple[str, ...] = (
+    *(f"level_{name}" for name in FEATURE_NAMES),
+    *(f"logvol_{name}" for name in FEATURE_NAMES),
+)
+# Price and size levels. Their window mean and volatility tell one stock from another (a price level is
+# all but an identifier) rather than describe its state, so a model fed them memorises names: measured
+# in bench/bench_training.py (option scale_all). ``inputs = "scale"`` leaves them out.
+LEVEL_FEATURES: tuple[str, ...] = ("close", "open", "high", "low", "vwap", "volume", "amount")
+STATE_FEATURES: tuple[str, ...] = tuple(name for name in FEATURE_NAMES if name not in LEVEL_FEATURES)
+STATE_SIDE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in SIDE_COLUMNS if c.split("_", 1)[1] not in LEVEL_FEATURES
+)
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "month",
     "trade_date",
@@ -60,6 +76,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "buyable",
     "log_float_mcap",
     "seq_index",
+    *SIDE_COLUMNS,
 )
 FEATURE_COLUMNS: tuple[str, ...] = ("ts_code", "trade_date", "month", *FEATURE_NAMES, "adj_close")
 
@@ -205,6 +222,14 @@ def _standardise_series(raw: np.ndarray, mad_clip: float) -> np.ndarray:
     (more than half the steps equal) no clip is applied: a zero-width band would flatten the series
     to a constant and erase the days that differ. A series with nothing observed becomes zeros.
     """
+    filled, constant = _clipped_series(raw, mad_clip)
+    filled -= filled.mean(axis=-1, keepdims=True)
+    return np.swapaxes(_standardised(filled, constant[..., None], axis=-1), 1, 2)
+
+
+def _clipped_series(raw: np.ndarray, mad_clip: float) -> tuple[np.ndarray, np.ndarray]:
+    """The first half of :func:`_standardise_series`: [n, features, steps] filled and clipped, and which
+    series are constant."""
     x = np.ascontiguousarray(np.swapaxes(raw, 1, 2), dtype=np.float64)  # [n, features, steps]
     ordered = np.sort(x, axis=-1)  # NaN sorts last
     count = np.count_nonzero(~np.isnan(x), axis=-1)
@@ -221,8 +246,31 @@ def _standardise_series(raw: np.ndarray, mad_clip: float) -> np.ndarray:
     filled = np.where(np.isnan(x), median[..., None], x)
     np.clip(filled, low[..., None], high[..., None], out=filled)
     filled[count == 0] = 0.0
-    filled -= filled.mean(axis=-1, keepdims=True)
-    return np.swapaxes(_standardised(filled, constant[..., None], axis=-1), 1, 2)
+    return filled, constant
+
+
+def scale_steps(features: pd.DataFrame, samples: pd.DataFrame, cfg: SampleConfig) -> np.ndarray:
+    """float32 [N, seq_len, len(STATE_FEATURES)] for the rows of X (``samples`` as build_samples returns it):
+    each non-level feature's window, outlier-clipped as the seed does but standardised only across the
+    date's stocks at each step, so a stock's own level and volatility stay visible (ModelConfig.inputs =
+    "scale_steps"). Rows without a sequence are left out, as in X.
+    """
+    eligible = samples["seq_index"].to_numpy() >= 0
+    rows = samples.loc[eligible].sort_values("seq_index")
+    t_position = _session_positions(rows["trade_date"], "samples") if len(rows) else np.zeros(0, np.int64)
+    values, window_end, _ = _locate_windows(features, rows, t_position, cfg)
+    keep = [FEATURE_NAMES.index(name) for name in STATE_FEATURES]
+    out = np.empty((len(rows), cfg.seq_len, len(keep)), dtype=np.float32)
+    steps = np.arange(-cfg.seq_len + 1, 1)
+    order = np.argsort(t_position, kind="stable")
+    if not np.array_equal(order, np.arange(len(order))):
+        raise ValueError("samples must be sorted by trade_date")
+    boundaries = np.flatnonzero(np.diff(t_position)) + 1
+    for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, len(rows)]):
+        raw = values[window_end[lo:hi, None] + steps][..., keep]
+        filled, _ = _clipped_series(raw, cfg.mad_clip)
+        out[lo:hi] = _zscore(np.swapaxes(filled, 1, 2), axis=0)
+    return out
 
 
 def build_samples(
@@ -283,7 +331,11 @@ def build_samples(
     seq_index[eligible] = np.arange(int(eligible.sum()), dtype=np.int64)
     samples["seq_index"] = seq_index
 
-    X = _gather_and_standardise(values, window_end[eligible], t_position[eligible], cfg)
+    X, side = _gather_and_standardise(values, window_end[eligible], t_position[eligible], cfg)
+    side_table = np.full((len(samples), len(SIDE_COLUMNS)), np.nan, dtype=np.float32)
+    side_table[eligible] = side
+    for k, column in enumerate(SIDE_COLUMNS):
+        samples[column] = side_table[:, k]
     samples["trade_date"] = _timestamps(samples["trade_date"])
     for column in ("month", "ts_code", "industry"):
         samples[column] = samples[column].astype(str)
@@ -325,21 +377,56 @@ def _locate_windows(features, samples, t_position, cfg):
     return values, last, full_window
 
 
-def _gather_and_standardise(values, window_end, t_position, cfg) -> np.ndarray:
-    """Gather each eligible sample's last seq_len feature rows and standardise, one date at a time."""
+def _rank_scores(values: np.ndarray) -> np.ndarray:
+    """Per column, average ranks across rows mapped to mean 0 and variance 1 (uniform scores).
+
+    Ranks rather than a z-score because levels such as volume span orders of magnitude across stocks, and
+    a few extreme names would otherwise squash everyone else near zero. A NaN (nothing observed) scores 0.
+    """
+    frame = pd.DataFrame(values)
+    ranks = frame.rank(method="average").to_numpy()
+    count = frame.notna().sum().to_numpy()
+    centre = (count + 1) / 2.0
+    scale = np.sqrt(np.maximum(count**2 - 1, 1) / 12.0)
+    out = (ranks - centre) / scale
+    return np.nan_to_num(out, nan=0.0)
+
+
+_SIDE_STD_FLOOR = 1e-9
+
+
+def _side_inputs(raw: np.ndarray) -> np.ndarray:
+    """[n, steps, features] raw windows -> [n, 2 x features]: window mean and log std, ranked across rows."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN series has no mean: it ranks as NaN -> 0
+        level = np.nanmean(raw, axis=1)
+        # A constant series has no volatility, but its computed std is rounding noise (1e-17, 0, ...)
+        # whose order would decide ranks: floor it, so constant series tie at the bottom.
+        floor = _SIDE_STD_FLOOR * np.maximum(1.0, np.abs(level))
+        logvol = np.log(np.maximum(np.nanstd(raw, axis=1), floor))
+    logvol[~np.isfinite(logvol)] = np.nan
+    level[~np.isfinite(level)] = np.nan
+    return _rank_scores(np.concatenate([level, logvol], axis=1))
+
+
+def _gather_and_standardise(values, window_end, t_position, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Gather each eligible sample's last seq_len feature rows and standardise, one date at a time;
+    also the side inputs of each (SIDE_COLUMNS)."""
     n = len(window_end)
     X = np.empty((n, cfg.seq_len, len(FEATURE_NAMES)), dtype=np.float32)
+    side = np.empty((n, len(SIDE_COLUMNS)), dtype=np.float32)
     if n == 0:
-        return X
+        return X, side
     steps = np.arange(-cfg.seq_len + 1, 1)
     boundaries = np.flatnonzero(np.diff(t_position)) + 1
     # Processing per date bounds the float64 temporaries to one cross-section.
     for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, n]):
         raw = values[window_end[lo:hi, None] + steps]
         X[lo:hi] = _zscore(_standardise_series(raw, cfg.mad_clip), axis=0)
+        side[lo:hi] = _side_inputs(raw)
     if not np.isfinite(X).all():
         raise AssertionError("standardised samples hold a non-finite value")
-    return X
+    return X, side
 
 
 # ---------------------------------------------------------------------------------------------------

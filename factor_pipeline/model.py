@@ -132,16 +132,24 @@ class GRUFactorModel(nn.Module):
         n_features: int = 18,
         gru_hidden: Sequence[int] = (128, 128),
         mlp_hidden: Sequence[int] = (256, 64, 64),
+        dropout: float = 0.0,
+        head_side: int = 0,
     ):
         super().__init__()
+        # The last ``head_side`` input channels are per-sample side inputs (constant along the window):
+        # they skip the GRU and join its final state at the MLP.
+        self.head_side = head_side
+        n_features -= head_side
         # One single-layer nn.GRU per layer, so that layers may differ in width; they hold the
         # parameters (standard names) and run the CUDA path.
         sizes = [n_features, *gru_hidden]
         self.grus = nn.ModuleList(nn.GRU(i, h, batch_first=True) for i, h in zip(sizes[:-1], sizes[1:]))
         layers: list[nn.Module] = []
-        width = sizes[-1]
+        width = sizes[-1] + head_side
         for hidden in mlp_hidden:
             layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if dropout > 0:  # only when asked: a Dropout module would shift the seed's state-dict keys
+                layers.append(nn.Dropout(dropout))
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)
@@ -163,7 +171,11 @@ class GRUFactorModel(nn.Module):
         return h_n[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.mlp[:-1](self.encode(x))
+        if self.head_side:
+            sequence, side = x[..., : -self.head_side], x[:, -1, -self.head_side :]
+            h = self.mlp[:-1](torch.cat([self.encode(sequence), side], dim=-1))
+        else:
+            h = self.mlp[:-1](self.encode(x))
         # The 64 -> 1 output layer stays float32 even under autocast: bfloat16's 8-bit mantissa would
         # tie hundreds of the 5,000 pRet values a date ranks, and the layer costs nothing.
         with torch.autocast(h.device.type, enabled=False):
@@ -278,8 +290,19 @@ def split_dates(dates: Sequence, val_fraction: float) -> tuple[list, list]:
     return unique[:-n_val], unique[-n_val:]
 
 
+SEQUENCE_FEATURES = 18  # the daily features of a window; channels beyond them are side inputs
+
+
 def build_model(cfg: ModelConfig, n_features: int) -> GRUFactorModel:
-    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden)
+    head_side = n_features - SEQUENCE_FEATURES if cfg.side_at == "head" and n_features > SEQUENCE_FEATURES else 0
+    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side)
+
+
+def optimizer_for(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
+    # Plain Adam without decay is the seed's optimiser; AdamW's decoupled decay is the measured option.
+    if cfg.weight_decay > 0:
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
 def _to_tensors(days, device):
@@ -321,7 +344,7 @@ def train_gru(
     prec = precision.resolve(cfg.precision, device, log)
     with deterministic(device, seed), reuse_freed_memory():
         model = build_model(cfg, n_features).to(device)  # initialised from the seeded global RNG
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        optimizer = optimizer_for(model, cfg)
         order_rng = torch.Generator().manual_seed(seed)  # date order, independent of the init stream
         best_state, best_epoch, best_ic = cpu_state(model), 0, -math.inf
         train_loss, val_ic = [], []
@@ -355,8 +378,45 @@ def train_gru(
     return TrainResult(best_state, len(val_ic), best_epoch, best_ic, train_loss, val_ic, prec.describe())
 
 
+ENSEMBLE_PREFIX = "member"
+
+
+def pack_ensemble(states: Sequence[dict]) -> dict:
+    """One flat state dict holding several members' weights (``member<i>.<name>``); one member stays as it is."""
+    if len(states) == 1:
+        return dict(states[0])
+    return {f"{ENSEMBLE_PREFIX}{i}.{k}": v for i, state in enumerate(states) for k, v in state.items()}
+
+
+def unpack_ensemble(state: dict) -> list[dict]:
+    if not any(k.startswith(ENSEMBLE_PREFIX) for k in state):
+        return [state]
+    members: dict[int, dict] = {}
+    for key, value in state.items():
+        head, name = key.split(".", 1)
+        members.setdefault(int(head[len(ENSEMBLE_PREFIX) :]), {})[name] = value
+    return [members[i] for i in sorted(members)]
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    std = values.std()
+    return (values - values.mean()) / std if std > 0 else np.zeros_like(values)
+
+
 def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int = 4096) -> np.ndarray:
-    """pRet for every sample of X [N, T, F], float64 [N]."""
+    """pRet for every sample of X [N, T, F], float64 [N].
+
+    An ensemble's pRet is the mean of its members' predictions, each z-scored over X first: the IC loss
+    fixes neither a member's scale nor its offset, so raw outputs would weight members arbitrarily. X is
+    therefore meant to be one date's cross-section, as the pipeline passes it.
+    """
+    members = unpack_ensemble(state_dict)
+    if len(members) > 1:
+        return np.mean([_standardised(_predict_one(m, X, cfg, n_features, batch_size)) for m in members], axis=0)
+    return _predict_one(members[0], X, cfg, n_features, batch_size)
+
+
+def _predict_one(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int) -> np.ndarray:
     device = resolve_device(cfg.device)
     model = build_model(cfg, n_features)
     model.load_state_dict(state_dict)

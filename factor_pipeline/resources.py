@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from factor_pipeline import session_calendar
-from factor_pipeline.config import Config, ConfigError, profile_config
+from factor_pipeline.config import Config, ConfigError, profile_config, seed_training
 from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity, Layout, StorageError, read_json, write_json
 
 
@@ -31,6 +31,7 @@ class PipelineResource(dg.ConfigurableResource):
     calendar: str = ""  # a trade_cal file; empty: trade_cal.* in the input directory, if any
     gan_off_baseline: str = ""  # "1"/"0": train the GAN-off ablation beside the main GRU or not; empty: the profile's
     precision: str = ""  # model.precision override, "fp32" or "bf16"; empty: the profile's
+    training: str = ""  # "seed": the seed's training settings (config.SEED_TRAINING); empty: the profile's
 
     @classmethod
     def from_env(cls) -> "PipelineResource":
@@ -42,6 +43,7 @@ class PipelineResource(dg.ConfigurableResource):
             calendar=os.environ.get(session_calendar.CALENDAR_ENV, ""),
             gan_off_baseline=os.environ.get("FACTOR_PIPELINE_GAN_OFF_BASELINE", ""),
             precision=os.environ.get("FACTOR_PIPELINE_PRECISION", ""),
+            training=os.environ.get("FACTOR_PIPELINE_TRAINING", ""),
         )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -54,6 +56,10 @@ class PipelineResource(dg.ConfigurableResource):
     @property
     def config(self) -> Config:
         cfg = profile_config(self.profile)
+        if self.training not in ("", "seed"):
+            raise ConfigError(f"FACTOR_PIPELINE_TRAINING={self.training!r} is not 'seed' or empty")
+        if self.training == "seed":
+            cfg = seed_training(cfg)
         if self.gan_mode:
             cfg = cfg.replace(gan={"mode": self.gan_mode})
         if self.gan_off_baseline:

@@ -60,6 +60,16 @@ Planted effects. mu_i(t) is the sum of known past events' drifts:
    sessions ago, predict nothing. An episode still in progress at d(m) is part of the state: its coming
    drift is in the truth. Alone: oracle IC ~0.10.
 4. Limit carry: the part of a move still held back by the limit (or by a suspension) is released later.
+Switchable (``MarketConfig``; the embedded market has 1, 1, 1, 0, 0): effects 1-3 scale by ``reversal``,
+``attention`` and ``episodes`` (0 switches one off), and two effects the embedded market lacks exist for
+judging a model on markets it was not tuned on:
+5. Low-volatility premium (a level effect, ``low_vol_premium``): every session each name drifts by
+   -0.0005 x strength x z(log base idiosyncratic volatility), so quieter names earn more (~1%/month per sd).
+   A per-window z-score of the inputs cannot see it.
+6. Turnover-dependent reversal (an interaction, ``turnover_reversal``): each idiosyncratic shock's
+   reversal gains -0.20 x strength x tanh(excess log turnover / 0.5) x e, the excess being the day's log
+   turnover over the name's base and the market's level: heavy-volume moves reverse more.
+With the switches at their embedded values the frames are bit-identical to the market without them.
 Truth: expected_return = expm1(carried gap) + sum over known events of their drift over the holding
 days d(m)+1..d(m+1) + beta_i x 0.0004 x holding days. It is exact for the generator's drift but ignores
 second-order effects: events after d(m) (their drifts have mean zero, except new episodes, whose mean is
@@ -126,6 +136,9 @@ EPISODE_DRIFT = (0.03, 0.07)  # total drift after an episode, uniform
 EPISODE_RAMP = (0.8, 1.4)  # log-turnover increase at the episode's last day, uniform
 EPISODE_QUIET = 0.55  # idiosyncratic volatility multiplier during the episode
 EPISODE_CALM = 0.4  # multiplier of the day-to-day turnover noise during the episode
+# Effects absent from the embedded market (MarketConfig switches them on, scaled by their multiplier):
+LOW_VOL_PREMIUM = 0.0005  # drift per session per sd of a name's log base volatility, lower vol earning more
+TURNOVER_REVERSAL_SCALE = 0.5  # excess log turnover (over the name's base and the market's) per unit of tanh
 
 # Trading
 SUSPEND_PROB = 0.0028
@@ -478,10 +491,25 @@ def generate_market(
         plan_sessions = sessions  # a custom calendar: plan over it
     seqs = np.random.SeedSequence(int(cfg.seed)).spawn(11)
     plan = _plan(cfg, plan_sessions, seqs[0])
-    return _simulate(plan, sessions, seqs[1:], calendar)
+    return _simulate(plan, sessions, seqs[1:], calendar, cfg)
 
 
-def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_calendar.SessionCalendar) -> SyntheticMarket:
+def _level_drift(plan: _Plan, strength: float) -> np.ndarray:
+    """Per-session drift of each name from the low-volatility level effect: -strength x z(log base vol)."""
+    if strength == 0:
+        return np.zeros(plan.n_total)
+    log_sigma = np.log(plan.sigma)
+    return -strength * LOW_VOL_PREMIUM * (log_sigma - log_sigma.mean()) / log_sigma.std()
+
+
+def _simulate(
+    plan: _Plan,
+    sessions: pd.DatetimeIndex,
+    seqs,
+    calendar: session_calendar.SessionCalendar,
+    effects: MarketConfig | None = None,
+) -> SyntheticMarket:
+    effects = effects if effects is not None else MarketConfig()
     # One independent stream per component: a component's draws never shift another's.
     (rng_mkt, rng_idio, rng_jump, rng_intra, rng_vol, rng_susp, rng_ep, rng_st, rng_ipo, rng_misc) = [
         np.random.default_rng(s) for s in seqs
@@ -517,6 +545,7 @@ def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_c
     ipo_excess0 = np.zeros(n)
     spike = np.zeros(n)  # the decaying attention spike in log turnover
     kernel = _kernel()
+    level_drift = _level_drift(plan, effects.low_vol_premium)
     ep_w = _episode_weights()
     ep_life = len(ep_w)
     rev_buf = np.zeros((KERNEL_DAYS, n))
@@ -625,7 +654,7 @@ def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_c
         ep_age = t - ep_start
         start_ep = (trading & ~is_st & (days_listed >= 60) & (ep_age >= ep_life) & (u_ep < EPISODE_RATE))
         ep_start[start_ep] = t
-        ep_amp[start_ep] = amp[start_ep]
+        ep_amp[start_ep] = amp[start_ep] if effects.episodes == 1.0 else amp[start_ep] * effects.episodes
         ep_ramp[start_ep] = ramp[start_ep]
         ep_age = t - ep_start
         in_episode = ep_age < EPISODE_DAYS
@@ -637,6 +666,8 @@ def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_c
         wt[lag_index] = kernel
         mu = wt @ rev_buf + wt @ att_buf
         mu[in_life] += ep_amp[in_life] * ep_w[ep_age[in_life]]
+        if effects.low_vol_premium:
+            mu += level_drift
 
         # ---- idiosyncratic returns
         ipo_phase = (days_listed >= 0) & (days_listed < market_rules.NO_LIMIT_SESSIONS)
@@ -663,7 +694,7 @@ def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_c
         x[ipo_day] = np.log1p(pop[ipo_day]) + e[ipo_day]
 
         # Events of the planted effects (known at today's close).
-        rev_event = np.where(listed & (days_listed >= 5), -REVERSAL * e, 0.0)
+        rev_event = np.where(listed & (days_listed >= 5), -REVERSAL * effects.reversal * e, 0.0)
 
         # ---- suspended: the latent move builds up
         gap[suspended] = np.clip(gap[suspended] + x[suspended], -MAX_GAP, MAX_GAP)
@@ -740,7 +771,7 @@ def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_c
         log_turn_base = (plan.turnover_base[tr] + m_turn + v_turn[tr]
                          + TURNOVER_ABS_RETURN * (np.where(one_price, 0.8, np.minimum(abs_std, 8.0)) - 0.8)
                          + TURNOVER_VOL_ELASTICITY * np.log(sd_now[tr] / plan.sigma[tr]))
-        att_event = np.where(trading & (days_listed >= 5), -ATTENTION * attention_shock, 0.0)
+        att_event = np.where(trading & (days_listed >= 5), -ATTENTION * effects.attention * attention_shock, 0.0)
         age_tr = ep_age[tr]
         ramp_now = np.where(age_tr < EPISODE_DAYS, ep_ramp[tr] * (age_tr + 1) / EPISODE_DAYS, 0.0)
         ipo_day_tr = days_listed[tr] == 0
@@ -764,6 +795,15 @@ def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_c
         lock = days_listed == 250
         if lock.any():
             float_sh[lock] = np.round(float_sh[lock] * rng_misc.uniform(1.4, 2.6) / 100.0) * 100.0
+
+        if effects.turnover_reversal:
+            # The interaction: a shock on a day of heavy trading (relative to the name's usual level and
+            # the market's) reverses more, on a quiet day less; on average about as much as without it.
+            excess = np.zeros(n)
+            excess[tr] = log_turn - plan.turnover_base[tr] - m_turn
+            rev_event = rev_event + (
+                -REVERSAL * effects.turnover_reversal * np.tanh(excess / TURNOVER_REVERSAL_SCALE) * e
+            ) * (listed & (days_listed >= 5))
 
         # ---- events
         rev_buf[t % KERNEL_DAYS] = rev_event
@@ -799,6 +839,8 @@ def _simulate(plan: _Plan, sessions: pd.DatetimeIndex, seqs, calendar: session_c
                 hi_k = np.minimum(age[live] + h, ep_life - 1) + 1
                 ep_rem[live] = ep_amp[tr][live] * (csum[hi_k] - csum[lo_k])
             expected = np.expm1(gap[tr]) + drift + ep_rem + plan.beta[tr] * MARKET_DRIFT * h
+            if effects.low_vol_premium:
+                expected = expected + level_drift[tr] * h
             truth_parts.append((sessions[t].strftime("%Y-%m"), tr, expected))
 
         # ---- advance the clocks

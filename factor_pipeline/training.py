@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -113,12 +114,17 @@ class TrainingData:
     train_month: str
     dates: list[pd.Timestamp]
     X: list[np.ndarray]  # one [n_d, 40, 18] array per date
-    y: list[np.ndarray]  # labels, z-scored within each date
+    y: list[np.ndarray]  # labels, transformed within each date (ModelConfig.label_transform)
     fingerprint: str
     n_val: int
+    n_gap: int = 0  # dates left out between training and validation (the purge)
 
     @property
     def n_train(self) -> int:
+        return len(self.dates) - self.n_val - self.n_gap
+
+    @property
+    def val_start(self) -> int:
         return len(self.dates) - self.n_val
 
     def train_X(self) -> np.ndarray:
@@ -133,6 +139,58 @@ def _zscore(values: np.ndarray) -> np.ndarray:
     return ((values - values.mean()) / std).astype(np.float32) if std > 0 else np.zeros_like(values, dtype=np.float32)
 
 
+WINSOR_LIMIT = 3.0  # in robust standard deviations (1.4826 x MAD) of the date's labels
+MAD_SCALE = 1.4826
+
+
+def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
+    """One date's labels as the loss sees them (ModelConfig.label_transform); mean 0, std 1 in each case.
+
+    "zscore" is the seed's; "winsor" clips at median +- 3 robust sd so that limit runs and post-suspension
+    jumps cannot dominate a Pearson loss; "rank" keeps only the order.
+    """
+    if how == "zscore":
+        return _zscore(values)
+    if how == "winsor":
+        # Robust units (median, MAD): an outlier inflates the standard deviation it would be clipped by.
+        median = np.median(values)
+        mad = np.median(np.abs(values - median)) * MAD_SCALE
+        if mad == 0:
+            return _zscore(values)
+        return _zscore(np.clip((values - median) / mad, -WINSOR_LIMIT, WINSOR_LIMIT))
+    if how == "rank":
+        return _zscore(pd.Series(values).rank(method="average").to_numpy(dtype=np.float64))
+    raise ValueError(f"unknown label transform {how!r}")
+
+
+def purge_gap(cfg: Config) -> int:
+    """Dates dropped before the first validation date, so that no validation label window overlaps a training one."""
+    return math.ceil(cfg.samples.label_horizon / cfg.samples.sample_every) if cfg.model.purge else 0
+
+
+def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """What the GRU reads: the sequences, plus (inputs = "scale") each sample's side inputs repeated at every step.
+
+    ``samples`` holds the rows of X in order (features.load_samples with eligible_only=True).
+    """
+    from factor_pipeline.features import SIDE_COLUMNS, STATE_SIDE_COLUMNS
+
+    if cfg.model.inputs == "window":
+        return X
+    if cfg.model.inputs == "scale_steps":
+        # Measured in bench/bench_training.py only: the pipeline's samples do not store these channels.
+        raise NotImplementedError("model.inputs='scale_steps' is a bench option; the pipeline supports window and scale")
+    columns = SIDE_COLUMNS if cfg.model.inputs == "scale_all" else STATE_SIDE_COLUMNS
+    missing = [c for c in columns if c not in samples.columns]
+    if missing:
+        raise StorageError(
+            f"model.inputs='scale' needs the samples' side inputs ({missing[0]}, ...): re-materialise the samples"
+        )
+    side = samples[list(columns)].to_numpy(dtype=np.float32)
+    side = np.broadcast_to(side[:, None, :], (len(X), X.shape[1], side.shape[1]))
+    return np.concatenate([X, side], axis=2)
+
+
 def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
     from factor_pipeline import features
 
@@ -143,7 +201,7 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     X_all, samples = features.load_samples(layout.dataset("samples"), months, eligible_only=True)
     keep = samples["trade_date"].isin(dates).to_numpy()
     samples = samples.loc[keep].reset_index(drop=True)
-    X_all = X_all[keep]
+    X_all = model_inputs(X_all[keep], samples, cfg)
     as_of = partitions.rebalance_date(train_month)
     bars = read_months(layout, "raw_bars/daily", months)
     labels = features.compute_labels(bars, samples, cfg.samples.label_horizon, as_of).to_numpy(dtype=np.float64)
@@ -151,7 +209,13 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     samples, X_all, labels = samples.loc[known].reset_index(drop=True), X_all[known], labels[known]
     if len(samples) == 0:
         raise StorageError(f"no labelled training samples for {train_month}: materialise the samples of {months}")
+    return group_training_data(train_month, samples, X_all, labels, cfg)
 
+
+def group_training_data(
+    train_month: str, samples: pd.DataFrame, X_all: np.ndarray, labels: np.ndarray, cfg: Config
+) -> TrainingData:
+    """Labelled samples (rows of X_all, labels raw forward returns) -> one batch per date, split in time."""
     digest = hashlib.sha256()
     grouped_X, grouped_y, used_dates = [], [], []
     for date, rows in samples.groupby("trade_date", sort=True).indices.items():
@@ -160,16 +224,20 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
         X_d, y_d = np.ascontiguousarray(X_all[rows], dtype=np.float32), labels[rows]
         codes = samples["ts_code"].to_numpy()[rows]
         grouped_X.append(X_d)
-        grouped_y.append(_zscore(y_d))
+        grouped_y.append(transform_labels(y_d, cfg.model.label_transform))
         used_dates.append(pd.Timestamp(date))
         digest.update(str(date).encode())
         digest.update("|".join(codes).encode())
         digest.update(X_d.tobytes())
         digest.update(y_d.tobytes())
     n_val = max(1, int(round(len(used_dates) * cfg.model.val_fraction)))
-    if len(used_dates) - n_val < 1:
-        raise StorageError(f"only {len(used_dates)} training dates for {train_month}: too few for a train/validation split")
-    return TrainingData(train_month, used_dates, grouped_X, grouped_y, digest.hexdigest()[:16], n_val)
+    n_gap = purge_gap(cfg)
+    if len(used_dates) - n_val - n_gap < 1:
+        raise StorageError(
+            f"only {len(used_dates)} training dates for {train_month}: too few for a train/validation split "
+            f"with {n_val} validation dates and a gap of {n_gap}"
+        )
+    return TrainingData(train_month, used_dates, grouped_X, grouped_y, digest.hexdigest()[:16], n_val, n_gap)
 
 
 def _artifact_id(kind: str, train_month: str, cfg: Config, data_fingerprint: str, *parts: str) -> str:
@@ -246,16 +314,45 @@ def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact
         state = load_generator(layout, gan_artifact.gan_id)
         X = [gan.transform(state, cfg.gan, x) for x in X]
     train = list(zip(X[: data.n_train], y[: data.n_train]))
-    val = list(zip(X[data.n_train :], y[data.n_train :]))
+    val = list(zip(X[data.val_start :], y[data.val_start :]))
     if cfg.gan.mode == "augment" and cfg.gan.augment_ratio > 0:
         state = load_generator(layout, gan_artifact.gan_id)
         n_real = sum(len(b[1]) for b in train)
         X_gen, y_gen = gan.generate(state, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
-        # Generated samples have no date; spread them evenly over the training dates' batches.
-        for i, chunk in enumerate(np.array_split(np.arange(len(y_gen)), len(train))):
-            X_d, y_d = train[i]
-            train[i] = (np.concatenate([X_d, X_gen[chunk]]), np.concatenate([y_d, y_gen[chunk]]))
+        train = augment_batches(train, X_gen, y_gen)
     return train, val
+
+
+def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
+    """Each date's batch with its share of the generated samples, made part of that date's cross-section.
+
+    A generated label is a draw from the pooled label law, not a return of that date: its rank among the
+    generated labels is mapped to the same quantile of the date's real labels (a quantile mapping), so
+    generated samples join the date's ranking without shifting its distribution, and the whole batch is
+    z-scored again as one cross-section.
+    """
+    out = []
+    for (X_d, y_d), chunk in zip(train, np.array_split(np.arange(len(y_gen)), len(train))):
+        if len(chunk) == 0:
+            out.append((X_d, y_d))
+            continue
+        quantiles = (pd.Series(y_gen[chunk]).rank(method="average").to_numpy() - 0.5) / len(chunk)
+        mapped = np.quantile(y_d.astype(np.float64), quantiles)
+        labels = _zscore(np.concatenate([y_d.astype(np.float64), mapped]))
+        out.append((np.concatenate([X_d, X_gen[chunk]]), labels))
+    return out
+
+
+def train_members(train, val, cfg: Config, log: Log | None = None):
+    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results)."""
+    from factor_pipeline import model
+
+    n_features = train[0][0].shape[-1]
+    results = [
+        model.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log)
+        for i in range(cfg.model.ensemble)
+    ]
+    return model.pack_ensemble([r.state_dict for r in results]), results
 
 
 @dataclass
@@ -271,7 +368,6 @@ def ensure_checkpoint(
 ) -> CheckpointArtifact:
     """Train the GRU on this window (with the GAN stage's output), or reuse the identical checkpoint on disk."""
     from factor_pipeline import model
-    from factor_pipeline.features import FEATURE_NAMES
 
     checkpoint_id = _artifact_id("gru", data.train_month, cfg, data.fingerprint, gan_artifact.gan_id or "off")
     path = layout.checkpoints / f"{checkpoint_id}.pt"
@@ -283,7 +379,8 @@ def ensure_checkpoint(
             log(f"retraining: the stored checkpoint is unusable ({exc})")
     with torch_threads(cfg.model.num_threads):
         train, val = _training_batches(data, cfg, gan_artifact, layout)
-        result = model.train_gru(train, val, cfg.model, n_features=len(FEATURE_NAMES), seed=cfg.model.seed, log=log)
+        state, results = train_members(train, val, cfg, log=log)
+    result = results[0]
     sidecar = {
         "checkpoint_id": checkpoint_id,
         "train_month": data.train_month,
@@ -294,7 +391,8 @@ def ensure_checkpoint(
         "seed": cfg.model.seed,
         "data_fingerprint": data.fingerprint,
         "train_dates": [str(d.date()) for d in data.dates[: data.n_train]],
-        "validation_dates": [str(d.date()) for d in data.dates[data.n_train :]],
+        "purged_dates": [str(d.date()) for d in data.dates[data.n_train : data.val_start]],
+        "validation_dates": [str(d.date()) for d in data.dates[data.val_start :]],
         "n_train_samples": int(sum(len(b[1]) for b in train)),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
@@ -302,19 +400,26 @@ def ensure_checkpoint(
         "train_loss": result.train_loss,
         "val_ic": result.val_ic,
         **result.precision,
+        "members": [{"best_epoch": r.best_epoch, "best_val_ic": r.best_val_ic} for r in results],
         "versions": model.package_versions(),
     }
-    model.save_checkpoint(path, result.state_dict, sidecar)
+    model.save_checkpoint(path, state, sidecar)
     return CheckpointArtifact(checkpoint_id, path, sidecar, True)
 
 
-def predict_month(layout: Layout, X: np.ndarray, checkpoint_id: str, cfg: Config) -> np.ndarray:
-    """pRet of the samples X with the given checkpoint (after the GAN transform in transform mode)."""
+def predict_month(
+    layout: Layout, X: np.ndarray, checkpoint_id: str, cfg: Config, samples: pd.DataFrame | None = None
+) -> np.ndarray:
+    """pRet of the samples X (one date's cross-section; ``samples`` its rows, needed with inputs = "scale")
+    with the given checkpoint (after the GAN transform in transform mode)."""
     from factor_pipeline import gan, model
-    from factor_pipeline.features import FEATURE_NAMES
 
     state, sidecar = model.load_checkpoint(layout.checkpoints / f"{checkpoint_id}.pt", expected={"checkpoint_id": checkpoint_id})
+    if cfg.model.inputs != "window":
+        if samples is None:
+            raise ValueError("model.inputs='scale': predict_month needs the samples' rows for their side inputs")
+        X = model_inputs(X, samples, cfg)
     with torch_threads(cfg.model.num_threads):
         if sidecar.get("gan_mode") == "transform":
             X = gan.transform(load_generator(layout, sidecar["gan_id"]), cfg.gan, X)
-        return model.predict(state, X, cfg.model, n_features=len(FEATURE_NAMES))
+        return model.predict(state, X, cfg.model, n_features=X.shape[-1])

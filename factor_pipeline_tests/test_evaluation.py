@@ -512,3 +512,36 @@ def test_summary_of_empty_tables_is_nan_not_an_error():
     s = summarize(ic, pf, ind, ind)
     assert math.isnan(s["ic_mean"]) and math.isnan(s["annual_return"]) and s["latest_month"] is None
     assert s["industry_ic_latest"] == []
+
+
+def test_truth_corr_is_pearson_with_the_truth_over_stocks_with_both():
+    from factor_pipeline.evaluation import truth_corr
+
+    rng = np.random.default_rng(11)
+    codes = [f"{i:06d}.SZ" for i in range(60)]
+    expected = pd.Series(rng.normal(size=60) * 0.02, index=codes)
+    factor = pd.Series(expected.to_numpy() + rng.normal(size=60) * 0.03, index=codes).iloc[::-1].copy()
+    factor.iloc[:5] = np.nan
+    expected.iloc[10:13] = np.nan
+    joined = pd.concat([factor.rename("f"), expected.rename("e")], axis=1).dropna()
+    assert len(joined) == 52
+    assert truth_corr(factor, expected) == pytest.approx(stats.pearsonr(joined.f, joined.e)[0], abs=1e-12)
+    assert math.isnan(truth_corr(factor, expected * 0 + 0.01))  # a constant truth has no correlation
+
+
+def test_paired_difference_and_mean_se_follow_metrics_md():
+    from factor_pipeline.evaluation import mean_and_se, paired_difference
+
+    a = pd.Series([0.10, 0.05, np.nan, 0.08, 0.02], index=list("abcde"))
+    b = pd.Series([0.06, 0.07, 0.01, 0.03, np.nan], index=list("abcde"))
+    diff = np.array([0.04, -0.02, 0.05])
+    got = paired_difference(a, b)
+    assert got["months"] == 3
+    assert got["mean"] == pytest.approx(diff.mean())
+    assert got["se"] == pytest.approx(diff.std(ddof=1) / np.sqrt(3))
+    # Paired: a shared monthly swing cancels, so the paired SE is below the SE of either mean.
+    common = np.linspace(-0.1, 0.1, 12)
+    x, y = pd.Series(common + 0.01), pd.Series(common + np.r_[0.0, 0.002] .repeat(6))
+    assert paired_difference(x, y)["se"] < mean_and_se(x)["se"]
+    one = mean_and_se([0.2, np.nan, 0.4])
+    assert one["months"] == 2 and one["mean"] == pytest.approx(0.3) and one["se"] == pytest.approx(np.std([0.2, 0.4], ddof=1) / np.sqrt(2))

@@ -433,17 +433,11 @@ def test_sequence_lookback_covers_every_window():
 
 
 def _reference_series(values: np.ndarray, mad_clip: float) -> np.ndarray:
+    clipped = _reference_clipped(values, mad_clip)
     out = np.zeros_like(values)
     for j in range(values.shape[1]):
-        s = pd.Series(values[:, j])
-        median = s.median()
-        if np.isnan(median):
-            continue
-        mad = (s - median).abs().median() * 1.4826
-        s = s.fillna(median)
-        if mad > 0:
-            s = s.clip(median - mad_clip * mad, median + mad_clip * mad)
-        if s.max() != s.min():
+        s = pd.Series(clipped[:, j])
+        if not np.isnan(pd.Series(values[:, j]).median()) and s.max() != s.min():
             out[:, j] = (s - s.mean()) / s.std(ddof=0)
     return out
 
@@ -510,6 +504,76 @@ def test_x_matches_reference_computation():
     assert feats.loc[feats.ts_code == codes[0], "turnover_rate"].isna().all()
     assert codes[0] in set(eligible.ts_code) and codes[1] in set(eligible.ts_code)
     assert np.isfinite(X).all()
+
+
+def test_side_inputs_are_each_windows_level_and_log_volatility_ranked_across_the_date():
+    codes = [f"60{i:04d}.SH" for i in range(12)]
+    daily = random_market(codes, "2023-09-01", "2024-03-29", seed=22, suspend_prob=0.0)
+    daily.loc[daily.ts_code == codes[1], "volume"] = 5000.0  # a constant volume: no volatility, ties elsewhere
+    month = "2024-03"
+    months = partitions.months_between(partitions.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
+    feats = features_for(daily, months)
+    cfg = SampleConfig(max_window_sessions=70)
+    _, samples = F.build_samples(feats, daily, _stocks(codes), month, cfg)
+    eligible = samples[samples.eligible]
+    assert samples.loc[~samples.eligible, list(F.SIDE_COLUMNS)].isna().all().all()
+    for date, group in eligible.groupby("trade_date"):
+        level, logvol = [], []
+        for code in group.ts_code:
+            rows = feats[(feats.ts_code == code) & (feats.trade_date <= date)].sort_values("trade_date").tail(cfg.seq_len)
+            values = rows[list(F.FEATURE_NAMES)].to_numpy(dtype=np.float64)
+            level.append(np.nanmean(values, axis=0))
+            mean = np.nanmean(values, axis=0)
+            logvol.append(np.log(np.maximum(np.nanstd(values, axis=0), 1e-9 * np.maximum(1.0, np.abs(mean)))))
+        raw = pd.DataFrame(np.c_[np.array(level), np.array(logvol)])
+        ranks = raw.rank(method="average")
+        count = raw.notna().sum()
+        expected = ((ranks - (count + 1) / 2) / np.sqrt((count**2 - 1) / 12)).fillna(0.0).to_numpy()
+        np.testing.assert_allclose(group[list(F.SIDE_COLUMNS)].to_numpy(dtype=np.float64), expected, atol=1e-5)
+    # The constant-volume name has the least volume volatility of the date; levels spread out.
+    on_last = eligible[eligible.trade_date == eligible.trade_date.max()].set_index("ts_code")
+    assert on_last.loc[codes[1], "logvol_volume"] == on_last["logvol_volume"].min() < -1.0
+    assert on_last["level_volume"].std() > 0.5
+
+
+def _reference_clipped(values: np.ndarray, mad_clip: float) -> np.ndarray:
+    out = np.zeros_like(values)
+    for j in range(values.shape[1]):
+        s = pd.Series(values[:, j])
+        median = s.median()
+        if np.isnan(median):
+            continue
+        mad = (s - median).abs().median() * 1.4826
+        s = s.fillna(median)
+        if mad > 0:
+            s = s.clip(median - mad_clip * mad, median + mad_clip * mad)
+        out[:, j] = s
+    return out
+
+
+def test_scale_steps_keep_each_stocks_level_and_volatility_and_standardise_across_stocks_only():
+    codes = [f"60{i:04d}.SH" for i in range(12)]
+    daily = random_market(codes, "2023-09-01", "2024-03-29", seed=23, suspend_prob=0.03)
+    month = "2024-03"
+    months = partitions.months_between(partitions.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
+    feats = features_for(daily, months)
+    cfg = SampleConfig(max_window_sessions=70)
+    X, samples = F.build_samples(feats, daily, _stocks(codes), month, cfg)
+    S = F.scale_steps(feats, samples, cfg)
+    assert S.shape == (len(X), cfg.seq_len, len(F.STATE_FEATURES))
+    keep = [F.FEATURE_NAMES.index(name) for name in F.STATE_FEATURES]
+    eligible = samples[samples.eligible]
+    expected = np.empty_like(S, dtype=np.float64)
+    for date, group in eligible.groupby("trade_date"):
+        block = []
+        for code in group.ts_code:
+            rows = feats[(feats.ts_code == code) & (feats.trade_date <= date)].sort_values("trade_date").tail(cfg.seq_len)
+            block.append(_reference_clipped(rows[list(F.FEATURE_NAMES)].to_numpy()[:, keep], cfg.mad_clip))
+        expected[group.seq_index.to_numpy()] = _reference_cross_section(np.stack(block))
+    np.testing.assert_allclose(S, expected, rtol=1e-5, atol=1e-5)
+    # Unlike X, a stock's window is not centred on itself: its mean over the steps varies across stocks.
+    ret = F.STATE_FEATURES.index("ret")
+    assert S[:, :, ret].mean(axis=1).std() > 3 * X[:, :, F.FEATURE_NAMES.index("ret")].mean(axis=1).std()
 
 
 # ---------------------------------------------------------------------------------------------------

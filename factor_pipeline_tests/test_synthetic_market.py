@@ -449,3 +449,68 @@ def test_accumulation_effect_depends_on_the_order_of_the_window(market, wide, mo
     # Against realised returns (noisy: monthly R has a 10% spread): the forward order still wins.
     assert ic("forward_order", "R") > ic("reversed_order", "R")
     assert ic("forward_order", "R") > 0.0
+
+
+VARIANT_CFG = dict(n_stocks=200, seed=20260301, start="2021-07-01", end="2023-12-29")
+
+
+def _month_end_panel(market):
+    """Per (month, stock) at each month end: the truth, -20-session return, 20-session log-return vol and
+    mean log turnover over the last 5 sessions relative to the stock's own 60-session mean."""
+    d = market.daily.assign(adj_close=market.daily.close * market.daily.adj_factor)
+    d = d.assign(turnover=d.volume / d.float_shares)
+    wide = d.pivot(index="trade_date", columns="ts_code", values="adj_close")
+    log_ret = np.log(wide).diff()
+    log_turn = np.log(d.pivot(index="trade_date", columns="ts_code", values="turnover"))
+    ends = wide.groupby(wide.index.to_period("M")).tail(1).index
+    frames = []
+    for end in ends[3:]:
+        pos = wide.index.get_loc(end)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "month": end.strftime("%Y-%m"),
+                    "reversal": -(wide.iloc[pos] / wide.iloc[pos - 20] - 1),
+                    "vol": log_ret.iloc[pos - 19 : pos + 1].std(),
+                    "abnormal_turnover": log_turn.iloc[pos - 4 : pos + 1].mean() - log_turn.iloc[pos - 59 : pos + 1].mean(),
+                }
+            ).rename_axis("ts_code").reset_index()
+        )
+    panel = pd.concat(frames).merge(market.truth, on=["month", "ts_code"])
+    return panel.dropna()
+
+
+def _monthly_corr(panel, a, b):
+    return panel.groupby("month").apply(lambda g: np.corrcoef(g[a], g[b])[0, 1]).mean()
+
+
+@pytest.fixture(scope="module")
+def embedded_panel():
+    return _month_end_panel(generate_market(MarketConfig(**VARIANT_CFG)))
+
+
+def test_low_volatility_premium_makes_the_truth_favour_quiet_names(embedded_panel):
+    low_vol = _month_end_panel(generate_market(MarketConfig(**VARIANT_CFG, low_vol_premium=1.0)))
+    without = _monthly_corr(embedded_panel, "vol", "expected_return")
+    with_effect = _monthly_corr(low_vol, "vol", "expected_return")
+    assert with_effect < without - 0.15
+    assert with_effect < -0.2
+
+
+def test_turnover_reversal_makes_reversal_stronger_where_turnover_is_high(embedded_panel):
+    variant = _month_end_panel(generate_market(MarketConfig(**VARIANT_CFG, turnover_reversal=1.0)))
+
+    def gap(panel):
+        high = panel[panel.groupby("month")["abnormal_turnover"].rank(pct=True) > 2 / 3]
+        low = panel[panel.groupby("month")["abnormal_turnover"].rank(pct=True) <= 1 / 3]
+        return _monthly_corr(high, "reversal", "expected_return") - _monthly_corr(low, "reversal", "expected_return")
+
+    assert gap(variant) > gap(embedded_panel) + 0.05
+
+
+def test_switching_the_planted_effects_off_leaves_little_to_predict(embedded_panel):
+    off = generate_market(MarketConfig(**VARIANT_CFG, reversal=0.0, attention=0.0, episodes=0.0))
+    on_spread = embedded_panel.groupby("month")["expected_return"].std().mean()
+    off_panel = _month_end_panel(off)
+    assert off_panel.groupby("month")["expected_return"].std().mean() < 0.5 * on_spread
+    assert abs(_monthly_corr(off_panel, "reversal", "expected_return")) < 0.5 * _monthly_corr(embedded_panel, "reversal", "expected_return")

@@ -1,0 +1,363 @@
+"""Training options measured on the truth: one market and one sample set, many trainings, no Dagster.
+
+    .venv/bin/python bench/bench_training.py [--from 2021-12] [--to 2024-11] [--options seed,default]
+        [--seeds 1] [--variant embedded] [--out bench/results/training.json]
+
+The pipeline's own pure functions do every step (generate_market, compute_features, build_samples,
+compute_labels, training.group_training_data / train_members, model.predict), so a figure here is the
+figure the pipeline would produce for the same configuration, but the market, features and samples are
+built once per market variant and cached under bench/.cache/, and each option costs only its training.
+
+Each option retrains at the configured retrain months (June and December) on the same window the
+pipeline uses, scores every month of the range on its rebalance date, and is judged by truth_corr (the
+monthly correlation with truth.expected_return, METRICS.md), then by IC, with standard errors over months
+and paired differences against the 20-day reversal. Options are named in OPTIONS below; "seed" is the
+seed's training exactly (config.SEED_TRAINING). Prints and writes one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from factor_pipeline import evaluation, factor, features, gan, model, partitions, training  # noqa: E402
+from factor_pipeline.config import SEED_TRAINING, Config, profile_config  # noqa: E402
+from factor_pipeline.synthetic_market import generate_market  # noqa: E402
+
+CACHE = ROOT / "bench" / ".cache"
+
+# Each option is a set of ModelConfig changes on top of the profile; "seed" is the seed's training.
+OPTIONS: dict[str, dict] = {
+    "seed": dict(SEED_TRAINING),
+    "purge": {**SEED_TRAINING, "purge": True},
+    "winsor": {**SEED_TRAINING, "label_transform": "winsor"},
+    "rank": {**SEED_TRAINING, "label_transform": "rank"},
+    "wd": {**SEED_TRAINING, "weight_decay": 1e-2},
+    "dropout": {**SEED_TRAINING, "dropout": 0.2},
+    "scale": {**SEED_TRAINING, "inputs": "scale"},
+    "scale_all": {**SEED_TRAINING, "inputs": "scale_all"},
+    "scale_steps": {**SEED_TRAINING, "inputs": "scale_steps"},
+    "scale_head": {**SEED_TRAINING, "inputs": "scale", "side_at": "head"},
+    "lr1e-4": {**SEED_TRAINING, "lr": 1e-4, "max_epochs": 50, "patience": 10},
+    # The demo profile's model size is itself a departure from the seed's GRU(128,128); smaller still:
+    "small": {**SEED_TRAINING, "gru_hidden": (32, 32), "mlp_hidden": (64, 16, 16)},
+    "ens3": {**SEED_TRAINING, "ensemble": 3},
+    "ens5": {**SEED_TRAINING, "ensemble": 5},
+    "wd1e-3": {**SEED_TRAINING, "weight_decay": 1e-3},
+    "epochs30": {**SEED_TRAINING, "max_epochs": 30, "patience": 8},
+    "lr3e-4": {**SEED_TRAINING, "lr": 3e-4},
+    "window400": {**SEED_TRAINING, "train_window_sessions": 400},
+    "default": {},  # whatever ModelConfig's defaults are in the profile
+}
+# Options that change the GAN stage rather than the GRU's training (GanConfig changes).
+GAN_OPTIONS: dict[str, dict] = {
+    "gan_augment": {"mode": "augment"},
+    "gan_transform": {"mode": "transform"},
+    "default_gan_augment": {"mode": "augment"},
+    "default_gan_transform": {"mode": "transform"},
+}
+for _name in ("gan_augment", "gan_transform"):
+    OPTIONS[_name] = dict(SEED_TRAINING)
+for _name in ("default_gan_augment", "default_gan_transform"):
+    OPTIONS[_name] = {}
+
+# Market variants: MarketConfig changes. "embedded" is the default market.
+VARIANTS: dict[str, dict] = {
+    "embedded": {},
+    "low_vol": {"low_vol_premium": 1.0},
+    "turnover_reversal": {"turnover_reversal": 1.0},
+    "level_only": {"reversal": 0.0, "attention": 0.0, "episodes": 0.0, "low_vol_premium": 1.0},
+}
+
+
+def option(name: str) -> tuple[dict, dict]:
+    """(ModelConfig changes, GanConfig changes) of an option name; "a+b" combines the departures of a and b."""
+    model_changes, gan_changes = dict(SEED_TRAINING), {}
+    for part in name.split("+"):
+        if part not in OPTIONS:
+            raise SystemExit(f"unknown option {part!r}: one of {', '.join(OPTIONS)}")
+        if part == "default" or part.startswith("default_"):
+            model_changes = {}
+        model_changes.update({k: v for k, v in OPTIONS[part].items() if SEED_TRAINING.get(k, None) != v or k not in SEED_TRAINING})
+        gan_changes.update(GAN_OPTIONS.get(part, {}))
+    return model_changes, gan_changes
+
+
+def month_range(first: str, last: str) -> list[str]:
+    return partitions.months_between(first, last)
+
+
+def _stocks_as_of(stocks: pd.DataFrame, month: str) -> pd.DataFrame:
+    """The stocks table as the pipeline's raw_bars has it at d(m): listed names, future delistings unknown."""
+    rebalance = partitions.rebalance_date(month)
+    out = stocks[stocks["list_date"] <= rebalance].reset_index(drop=True)
+    out["delist_date"] = out["delist_date"].where(out["delist_date"] <= rebalance, pd.NaT)
+    return out
+
+
+class Dataset:
+    """Samples, labels, truth and baselines of one market, months first..last (plus their history)."""
+
+    def __init__(self, cfg: Config, first_train: str, last: str, variant: str):
+        self.cfg = cfg
+        key = f"v2-{cfg.fingerprint('market', 'samples')}-{first_train}-{last}"
+        self.dir = CACHE / f"{variant}-{key}"
+        first_window = training.window_months(first_train, cfg)[0]
+        self.months = month_range(first_window, last)
+        if not (self.dir / "done").exists():
+            self._build()
+        self.samples = pd.read_parquet(self.dir / "samples.parquet")
+        self.X = np.load(self.dir / "X.npy", mmap_mode="r")
+        self.S = np.load(self.dir / "S.npy", mmap_mode="r")
+        self.truth = pd.read_parquet(self.dir / "truth.parquet")
+        self.scored = pd.read_parquet(self.dir / "scored.parquet")
+
+    def _build(self) -> None:
+        started = time.time()
+        market = generate_market(self.cfg.market)
+        daily = market.daily.copy()
+        daily["month"] = daily["trade_date"].dt.strftime("%Y-%m")
+        stocks = market.stocks
+        by_month = {m: g for m, g in daily.groupby("month")}
+        feats: dict[str, pd.DataFrame] = {}
+        feature_months = month_range(partitions.shift_month(self.months[0], -features.SEQUENCE_LOOKBACK_MONTHS), self.months[-1])
+        for m in feature_months:
+            history = [by_month[k] for k in month_range(partitions.shift_month(m, -features.FEATURE_LOOKBACK_MONTHS), m) if k in by_month]
+            feats[m] = features.compute_features(pd.concat(history, ignore_index=True), m)
+        arrays, steps, frames, offset = [], [], [], 0
+        for m in self.months:
+            history = pd.concat([feats[k] for k in month_range(partitions.shift_month(m, -features.SEQUENCE_LOOKBACK_MONTHS), m)], ignore_index=True)
+            bars = pd.concat([by_month[k] for k in (partitions.shift_month(m, -1), m) if k in by_month], ignore_index=True)
+            X, table = features.build_samples(history, bars, _stocks_as_of(stocks, m), m, self.cfg.samples)
+            steps.append(features.scale_steps(history, table, self.cfg.samples))
+            table = table[table["seq_index"] >= 0].reset_index(drop=True)
+            table["seq_index"] += offset
+            offset += len(X)
+            arrays.append(X)
+            frames.append(table)
+        samples = pd.concat(frames, ignore_index=True)
+        X = np.concatenate(arrays)
+        # Labels as of the end of the data; each training month masks those not yet closed at its date.
+        samples["label"] = features.compute_labels(daily, samples, self.cfg.samples.label_horizon, daily["trade_date"].max()).to_numpy()
+        end_position = features._session_positions(samples["trade_date"], "samples") + self.cfg.samples.label_horizon
+        samples["label_end"] = partitions.all_sessions().values[np.minimum(end_position, len(partitions.all_sessions()) - 1)]
+
+        # Rebalance-date scoring frame: realised R(i,m), the truth and the single-factor baselines.
+        adj = daily.assign(adj_close=daily["close"] * daily["adj_factor"])[daily["volume"] > 0]
+        scored = []
+        for m in self.months:
+            d = partitions.rebalance_date(m)
+            rows = samples[samples["trade_date"] == d]
+            if rows.empty:
+                continue
+            try:
+                end = partitions.rebalance_date(partitions.shift_month(m, 1))
+            except partitions.CalendarHorizonError:
+                continue
+            frame = rows[["month", "trade_date", "ts_code", "seq_index"]].copy()
+            targets = pd.DataFrame({"ts_code": frame["ts_code"], "start_date": d, "end_date": end})
+            frame["fwd_return"] = features.forward_returns(daily, targets).to_numpy()
+            window = adj[(adj["trade_date"] <= d) & (adj["trade_date"] > d - pd.Timedelta(days=70))]
+            frame["reversal_20d"] = frame["ts_code"].map(factor.reversal_20d(window[["ts_code", "trade_date", "adj_close"]], d)).to_numpy()
+            on_d = feats[m][feats[m]["trade_date"] == d].set_index("ts_code")
+            # Classic directions, fixed in advance: low abnormal turnover and low volatility earn more.
+            frame["abnormal_turnover"] = -frame["ts_code"].map(on_d["turnover_ratio_20"]).to_numpy()
+            log_ret = np.log(window.sort_values("trade_date")["adj_close"]).groupby(window.sort_values("trade_date")["ts_code"]).diff()
+            vol = log_ret.groupby(window.sort_values("trade_date")["ts_code"]).apply(lambda s: s.tail(20).std())
+            frame["low_volatility"] = -frame["ts_code"].map(vol).to_numpy()
+            scored.append(frame)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        samples.to_parquet(self.dir / "samples.parquet")
+        np.save(self.dir / "X.npy", X)
+        np.save(self.dir / "S.npy", np.concatenate(steps))
+        market.truth.to_parquet(self.dir / "truth.parquet")
+        pd.concat(scored, ignore_index=True).to_parquet(self.dir / "scored.parquet")
+        (self.dir / "done").write_text(f"{time.time() - started:.1f} s\n")
+
+    def inputs(self, rows: pd.DataFrame, cfg: Config) -> np.ndarray:
+        index = rows["seq_index"].to_numpy()
+        X = np.asarray(self.X[index])
+        if cfg.model.inputs == "scale_steps":
+            return np.concatenate([X, np.asarray(self.S[index])], axis=2)
+        return training.model_inputs(X, rows, cfg)
+
+    def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
+        dates = training.training_dates(train_month, cfg)
+        as_of = partitions.rebalance_date(train_month)
+        rows = self.samples[self.samples["trade_date"].isin(dates) & (self.samples["label_end"] <= as_of) & self.samples["label"].notna()]
+        rows = rows.reset_index(drop=True)
+        X = self.inputs(rows, cfg)
+        return training.group_training_data(train_month, rows, X, rows["label"].to_numpy(dtype=np.float64), cfg)
+
+
+def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple[pd.DataFrame, dict]:
+    """pRet of every month in ``months`` (retraining as the pipeline does); its per-month figures."""
+    per_month, trainings, fits = [], {}, {}
+    for m in months:
+        train_month = training.training_month(m, cfg.model.retrain_months)
+        if train_month not in trainings:
+            started = time.time()
+            td = data.training_data(train_month, cfg)
+            with training.torch_threads(cfg.model.num_threads):
+                generator, batches_train, batches_val = _gan_stage(td, cfg)
+                state, results = training.train_members(batches_train, batches_val, cfg, log=log)
+            trainings[train_month] = (state, generator)
+            fits[train_month] = {
+                "seconds": round(time.time() - started, 1),
+                "train_dates": td.n_train,
+                "val_dates": td.n_val,
+                "gap": td.n_gap,
+                "best_epoch": [r.best_epoch for r in results],
+                "best_val_ic": [round(r.best_val_ic, 4) for r in results],
+                "train_ic_at_best": [round(-r.train_loss[r.best_epoch - 1], 4) if r.best_epoch else None for r in results],
+            }
+        frame = data.scored[data.scored["month"] == m]
+        rows = data.samples.set_index("seq_index").loc[frame["seq_index"].to_numpy()].reset_index()
+        X = data.inputs(rows, cfg)
+        state, generator = trainings[train_month]
+        with training.torch_threads(cfg.model.num_threads):
+            if cfg.gan.mode == "transform":
+                X = gan.transform(generator, cfg.gan, X)
+            pret = model.predict(state, X, cfg.model, n_features=X.shape[-1])
+        per_month.append(frame.assign(pret=pret))
+    return pd.concat(per_month, ignore_index=True), fits
+
+
+def _gan_stage(td: training.TrainingData, cfg: Config):
+    """(generator state or None, training batches, validation batches), as training._training_batches builds them."""
+    X, y = list(td.X), list(td.y)
+    train_X = td.train_X()
+    if cfg.gan.mode == "off":
+        return None, list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :]))
+    result = gan.train_gan(train_X, td.train_y() if cfg.gan.mode == "augment" else None, cfg.gan, seed=cfg.model.seed)
+    if cfg.gan.mode == "transform":
+        X = [gan.transform(result, cfg.gan, x) for x in X]
+    train, val = list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :]))
+    if cfg.gan.mode == "augment":
+        n_real = sum(len(b[1]) for b in train)
+        X_gen, y_gen = gan.generate(result, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
+        train = training.augment_batches(train, X_gen, y_gen)
+    return result, train, val
+
+
+FACTORS = ("pret", "reversal_20d", "abnormal_turnover", "low_volatility")
+
+
+def monthly_figures(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """One row per month and factor: truth_corr, IC, Rank IC, oracle IC."""
+    rows = []
+    for m, frame in scores.groupby("month"):
+        expected = frame["ts_code"].map(truth[truth["month"] == m].set_index("ts_code")["expected_return"])
+        oracle = evaluation.oracle_ic(expected.set_axis(frame["ts_code"]), frame.set_index("ts_code")["fwd_return"])
+        for name in FACTORS:
+            rows.append(
+                {
+                    "month": m,
+                    "factor": name,
+                    "truth_corr": evaluation.truth_corr(frame[name].to_numpy(), expected.to_numpy()),
+                    "ic": evaluation.pearson(frame[name], frame["fwd_return"]),
+                    "rank_ic": evaluation.spearman(frame[name], frame["fwd_return"]),
+                    "oracle_ic": oracle,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summary(figures: pd.DataFrame) -> dict:
+    wide = {k: figures.pivot(index="month", columns="factor", values=k) for k in ("truth_corr", "ic")}
+    out = {}
+    for name in FACTORS:
+        out[name] = {
+            "truth_corr": evaluation.mean_and_se(wide["truth_corr"][name]),
+            "ic": evaluation.mean_and_se(wide["ic"][name]),
+        }
+    out["pret_minus_reversal"] = {
+        "truth_corr": evaluation.paired_difference(wide["truth_corr"]["pret"], wide["truth_corr"]["reversal_20d"]),
+        "ic": evaluation.paired_difference(wide["ic"]["pret"], wide["ic"]["reversal_20d"]),
+    }
+    best = max(FACTORS[1:], key=lambda f: wide["truth_corr"][f].mean())
+    out["pret_minus_best_baseline"] = {
+        "baseline": best,
+        "truth_corr": evaluation.paired_difference(wide["truth_corr"]["pret"], wide["truth_corr"][best]),
+    }
+    oracle = figures.drop_duplicates("month")["oracle_ic"]
+    out["oracle_ic"] = evaluation.mean_and_se(oracle)
+    return out
+
+
+def _rounded(obj):
+    if isinstance(obj, float):
+        return round(obj, 4)
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
+    return obj
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--from", dest="first", default="2021-12")
+    parser.add_argument("--to", dest="last", default="2024-11")
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--options", default="seed,default")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0, help="index of the first seed (seed + 100 x index)")
+    parser.add_argument("--variant", default="embedded", choices=sorted(VARIANTS))
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+
+    base = profile_config(args.profile)
+    base = base.replace(market=VARIANTS[args.variant])
+    months = month_range(args.first, args.last)
+    first_train = training.training_month(args.first, base.model.retrain_months)
+    started = time.time()
+    # The longest window among the options decides how much history the dataset holds.
+    longest = max([base.model.train_window_sessions] + [o.get("train_window_sessions", 0) for o in OPTIONS.values()])
+    data = Dataset(base.replace(model={"train_window_sessions": longest}), first_train, args.last, args.variant)
+    result = {
+        "profile": args.profile,
+        "variant": args.variant,
+        "market": base.to_dict()["market"],
+        "months": f"{months[0]}..{months[-1]}",
+        "dataset_seconds": round(time.time() - started, 1),
+        "options": {},
+    }
+    for name in args.options.split(","):
+        for s in range(args.first_seed, args.first_seed + args.seeds):
+            model_changes, gan_changes = option(name)
+            cfg = base.replace(model={**model_changes, "seed": base.model.seed + 100 * s}, gan=gan_changes)
+            t0 = time.time()
+            scores, fits = run_option(data, cfg, months)
+            figures = monthly_figures(scores, data.truth)
+            entry = {"seed": cfg.model.seed, "seconds": round(time.time() - t0, 1), "fits": fits, **summary(figures)}
+            entry["monthly"] = figures.pivot(index="month", columns="factor", values="truth_corr")["pret"].round(4).to_dict()
+            entry["monthly_ic"] = figures.pivot(index="month", columns="factor", values="ic")["pret"].round(4).to_dict()
+            entry["reversal_monthly"] = figures.pivot(index="month", columns="factor", values="truth_corr")["reversal_20d"].round(4).to_dict()
+            entry["reversal_monthly_ic"] = figures.pivot(index="month", columns="factor", values="ic")["reversal_20d"].round(4).to_dict()
+            result["options"].setdefault(name, []).append(_rounded(entry))
+            tc, ic = entry["pret"]["truth_corr"], entry["pret"]["ic"]
+            d = entry["pret_minus_reversal"]["ic"]
+            print(
+                f"{args.variant} {name} seed {cfg.model.seed}: truth_corr {tc['mean']:.3f} +- {tc['se']:.3f}, "
+                f"IC {ic['mean']:.4f} +- {ic['se']:.4f}, IC - reversal {d['mean']:+.4f} +- {d['se']:.4f} "
+                f"({entry['seconds']:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            if args.out:
+                Path(args.out).write_text(json.dumps(result, indent=1))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
