@@ -266,7 +266,7 @@ def failure_reasons(events) -> list[str]:
             reasons.append(f"{event.step_key} failed: {message}")
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            if not evaluation.passed:
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
                 problems = evaluation.metadata.get("problems")
                 text = problems.value if problems is not None else "failed"
                 reasons.append(f"{evaluation.asset_key.to_user_string()} check {evaluation.check_name}: {text}")

@@ -51,6 +51,14 @@ def test_a_report_waits_for_the_previous_months_report_and_so_for_every_earlier_
     assert set(own.partitions_subset.get_partition_keys()) == {"2024-03"}
 
 
+def test_materialisation_jobs_leave_the_lateness_check_to_its_schedule():
+    for name in ("all_assets_job", "monthly_factor_job"):
+        checks = {key.name for key in defs.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys}
+        assert "pret_quality" in checks and "factor_on_time" not in checks, name
+    freshness = defs.resolve_job_def("factor_freshness_job").asset_layer.asset_graph.asset_check_keys
+    assert {key.name for key in freshness} == {"factor_on_time"}
+
+
 def test_evaluation_reads_the_next_month_of_bars():
     graph = defs.resolve_asset_graph()
     parents = graph.get_parent_partition_keys_for_child("2024-03", dg.AssetKey("raw_bars"), dg.AssetKey("factor_evaluation"))
