@@ -37,7 +37,7 @@ from bench_model import N_FEATURES, SEQ_LEN, gru_flops_per_sample, matmul_peak_g
 
 from factor_pipeline import precision  # noqa: E402
 from factor_pipeline.config import ModelConfig  # noqa: E402
-from factor_pipeline.model import build_model, ic_loss, train_gru  # noqa: E402
+from factor_pipeline.model import build_model, train_gru, training_step  # noqa: E402
 
 FULL = {"stocks": 5000, "dates": 80, "epochs": 50, "gru_hidden": (128, 128), "mlp_hidden": (256, 64, 64)}
 TINY = {"stocks": 64, "dates": 10, "epochs": 2, "gru_hidden": (16, 16), "mlp_hidden": (32, 16, 16)}
@@ -81,12 +81,7 @@ def time_fraction(cfg: ModelConfig, days, device, prec, n_dates: int) -> dict:
     for i in range(min(n_dates, len(train)) + 2):
         X, y = train[i % len(train)]
         start = time.perf_counter()
-        with precision.autocast(prec):
-            pred = model(X)
-        loss = ic_loss(pred, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        training_step(model, optimizer, X, y, prec)
         _sync(device)
         train_s.append(time.perf_counter() - start)
     model.eval()

@@ -34,7 +34,7 @@ import torch
 from factor_pipeline import precision
 from factor_pipeline.config import GanConfig, ModelConfig
 from factor_pipeline.gan import alternating_step, build_gan
-from factor_pipeline.model import GRUFactorModel, ic_loss, reuse_freed_memory
+from factor_pipeline.model import GRUFactorModel, reuse_freed_memory, training_step
 
 SEQ_LEN, N_FEATURES = 40, 18
 FULL_STOCKS, FULL_DATES, FULL_EPOCHS = 5000, 80, 50
@@ -119,15 +119,7 @@ def _interleaved(fns: dict, device, reps: int, warmup: int = 1) -> dict:
 
 
 def gru_step_fn(model, optimizer, X, y, prec):
-    def step():
-        with precision.autocast(prec):
-            pred = model(X)
-        loss = ic_loss(pred, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    return lambda: training_step(model, optimizer, X, y, prec)
 
 
 def gan_step_fn(gan_cfg, device, prec, batch):

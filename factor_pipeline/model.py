@@ -324,6 +324,17 @@ def _validation_ic(model: nn.Module, days) -> float:
     return float(np.mean(ics))
 
 
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor, prec: str) -> torch.Tensor:
+    """One optimiser step on one date's cross-section (the forward pass in ``prec``); returns the loss."""
+    with precision.autocast(prec):
+        pred = model(X)
+    loss = ic_loss(pred, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def train_gru(
     train_days: list[tuple[np.ndarray, np.ndarray]],
     val_days: list[tuple[np.ndarray, np.ndarray]],
@@ -354,13 +365,7 @@ def train_gru(
             total = 0.0
             for i in torch.randperm(len(train), generator=order_rng).tolist():
                 X, y = train[i]
-                with precision.autocast(prec):
-                    pred = model(X)
-                loss = ic_loss(pred, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
+                total += training_step(model, optimizer, X, y, prec).item()
             model.eval()
             train_loss.append(total / len(train))
             with precision.autocast(prec):
