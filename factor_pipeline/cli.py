@@ -93,7 +93,7 @@ def refuse_history_before_the_source(months: list[str], layout: Layout, cfg) -> 
 
     def window_start(month: str) -> str:
         train_month = training.training_month(month, cfg.model.retrain_months)
-        if not training.window_starts_after_calendar_start(train_month, cfg):
+        if training.window_start_position(train_month, cfg) < 0:
             return partitions.FIRST_MONTH
         return training.window_months(train_month, cfg)[0]
 

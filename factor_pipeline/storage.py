@@ -117,14 +117,23 @@ def write_bytes(data: bytes, path: Path) -> Path:
     return Path(path)
 
 
-def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     path = Path(path)
     if not path.is_file():
         raise StorageError(f"{path} does not exist: materialise its asset partition first")
     try:
-        return pq.read_table(path, columns=columns).to_pandas()
+        return pq.read_table(path, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
         raise StorageError(f"{path} is corrupt or truncated ({exc}); re-materialise that partition") from exc
+
+
+def _provenance_of(schema: pa.Schema) -> dict | None:
+    raw = (schema.metadata or {}).get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else None
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    return _read_table(path, columns).to_pandas()
 
 
 def read_npy(path: Path, mmap: bool = False) -> np.ndarray:
@@ -155,19 +164,18 @@ def read_provenance(path: Path) -> dict | None:
     if path.suffix == ".json":
         return read_json(path).get("provenance")
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        return _provenance_of(pq.read_schema(path))
     except (pa.ArrowInvalid, OSError) as exc:
         raise StorageError(f"{path} is corrupt or truncated ({exc}); re-materialise that partition") from exc
-    raw = metadata.get(PROVENANCE_KEY)
-    return json.loads(raw) if raw else None
 
 
 def read_months(layout: "Layout", dataset: str, months: list[str]) -> pd.DataFrame:
     """One dataset's monthly Parquet partitions, concatenated in month order, each checked against what runs."""
     frames = []
     for month in months:
-        layout.verify(dataset, month)
-        frames.append(read_parquet(layout.partition(dataset, month)))
+        table = _read_table(layout.partition(dataset, month))
+        layout.verify(dataset, month, stored=_provenance_of(table.schema))  # the file is read once
+        frames.append(table.to_pandas())
     return pd.concat(frames, ignore_index=True)
 
 
@@ -239,12 +247,16 @@ class Layout:
         """The file of a partition that carries its provenance (Parquet, or the JSON pointer of a model month)."""
         return self.partition(dataset, month, "json" if dataset in JSON_DATASETS else "parquet")
 
-    def mismatch(self, dataset: str, month: str) -> str | None:
-        """Why the stored month was built under another identity than this layout's (None when it matches)."""
+    def mismatch(self, dataset: str, month: str, stored: dict | None = None) -> str | None:
+        """Why the stored month was built under another identity than this layout's (None when it matches).
+
+        ``stored``: the file's provenance when the caller has already read it.
+        """
         if self.identity is None:
             return None
         path = self.partition_path(dataset, month)
-        stored = read_provenance(path)
+        if stored is None:
+            stored = read_provenance(path)
         expected = self.stamp(dataset, month)
         if stored == expected:
             return None
@@ -253,8 +265,8 @@ class Layout:
             f"re-materialise {dataset} for {month} (a backfill does), or use another FACTOR_PIPELINE_HOME"
         )
 
-    def verify(self, dataset: str, month: str) -> None:
-        problem = self.mismatch(dataset, month)
+    def verify(self, dataset: str, month: str, stored: dict | None = None) -> None:
+        problem = self.mismatch(dataset, month, stored)
         if problem:
             raise ProvenanceError(problem)
 

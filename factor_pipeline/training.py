@@ -62,7 +62,7 @@ def training_dates(train_month: str, cfg: Config) -> pd.DatetimeIndex:
     """
     end = partitions.rebalance_date(train_month)
     end_position = partitions.session_position(end)
-    start_position = end_position - (cfg.model.train_window_sessions - 1)
+    start_position = window_start_position(train_month, cfg)
     if start_position < 0:
         raise ValueError(
             f"the training window of {train_month} ({cfg.model.train_window_sessions} sessions) starts before the "
@@ -79,9 +79,9 @@ def window_months(train_month: str, cfg: Config) -> list[str]:
     return partitions.months_between(partitions.month_of(dates[0]), train_month)
 
 
-def window_starts_after_calendar_start(train_month: str, cfg: Config) -> bool:
-    end_position = partitions.session_position(partitions.rebalance_date(train_month))
-    return end_position >= cfg.model.train_window_sessions - 1
+def window_start_position(train_month: str, cfg: Config) -> int:
+    """Session position of the training window's first session; negative when it would start before the calendar."""
+    return partitions.session_position(partitions.rebalance_date(train_month)) - (cfg.model.train_window_sessions - 1)
 
 
 def lookback_months(cfg: Config) -> int:
@@ -95,7 +95,7 @@ def lookback_months(cfg: Config) -> int:
     most = 0
     for month in months:
         train_month = training_month(month, cfg.model.retrain_months)
-        if not window_starts_after_calendar_start(train_month, cfg):
+        if window_start_position(train_month, cfg) < 0:
             continue
         first = window_months(train_month, cfg)[0]
         most = max(most, (partitions.parse_month(month) - partitions.parse_month(first)).n)
