@@ -55,7 +55,7 @@ def _prepare(home: Path) -> None:
 def run_cli(home: Path, first: str, last: str) -> float:
     started = time.monotonic()
     subprocess.run(
-        [sys.executable, "-m", "factor_pipeline.cli", "backfill", "--from", first, "--to", last, "--executor", "in_process"],
+        [sys.executable, "-m", "factor_pipeline.pipeline.cli", "backfill", "--from", first, "--to", last, "--executor", "in_process"],
         cwd=REPO, env=_env(home), check=True, capture_output=True,
     )
     return time.monotonic() - started
@@ -66,9 +66,9 @@ import json, sys, time
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.execution.backfill import PartitionBackfill
-from factor_pipeline.cli import plan_backfill
-from factor_pipeline.definitions import defs
-from factor_pipeline.resources import PipelineResource
+from factor_pipeline.pipeline.cli import plan_backfill
+from factor_pipeline.pipeline.definitions import defs
+from factor_pipeline.pipeline.resources import PipelineResource
 
 first, last = sys.argv[1], sys.argv[2]
 months = {}

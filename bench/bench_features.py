@@ -24,7 +24,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from factor_pipeline import features, partitions
+from factor_pipeline.features import windows
+from factor_pipeline.market import session_calendar
 from factor_pipeline.config import SampleConfig
 
 MONTH = "2024-06"
@@ -34,8 +35,8 @@ SIZES = (500, 1000, 2000, 5000)
 def generate_bars(n_stocks: int, month: str = MONTH, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Canonical daily bars covering everything one month's features and samples read, plus stocks."""
     rng = np.random.default_rng(seed)
-    first_month = partitions.shift_month(month, -(features.SEQUENCE_LOOKBACK_MONTHS + features.FEATURE_LOOKBACK_MONTHS))
-    sessions = partitions.sessions_between(partitions.month_sessions(first_month)[0], partitions.rebalance_date(month))
+    first_month = session_calendar.shift_month(month, -(windows.SEQUENCE_LOOKBACK_MONTHS + windows.FEATURE_LOOKBACK_MONTHS))
+    sessions = session_calendar.sessions_between(session_calendar.month_sessions(first_month)[0], session_calendar.rebalance_date(month))
     T, n = len(sessions), n_stocks
     codes = np.array([f"{600000 + i:06d}.SH" if i % 3 else f"{i:06d}.SZ" for i in range(n)], dtype=object)
     adj = np.ones((T, n))
@@ -81,13 +82,13 @@ def generate_bars(n_stocks: int, month: str = MONTH, seed: int = 0) -> tuple[pd.
 
 
 def months_window(month: str, back: int) -> list[str]:
-    return partitions.months_between(partitions.shift_month(month, -back), month)
+    return session_calendar.months_between(session_calendar.shift_month(month, -back), month)
 
 
 def bars_of(daily: pd.DataFrame, months: list[str]) -> pd.DataFrame:
-    """The rows of the given months, as the asset reads its partitions."""
-    first = partitions.month_sessions(months[0])[0]
-    last = partitions.rebalance_date(months[-1])
+    """The rows of the given months, as the asset reads its session_calendar."""
+    first = session_calendar.month_sessions(months[0])[0]
+    last = session_calendar.rebalance_date(months[-1])
     return daily[(daily.trade_date >= first) & (daily.trade_date <= last)]
 
 
@@ -118,7 +119,7 @@ def pandas_features(daily: pd.DataFrame, month: str) -> pd.DataFrame:
     turnover_mean = groups["turnover_rate"].rolling(20, min_periods=1).mean().reset_index(level=0, drop=True).sort_index()
     out["volume_ratio_5"] = out["volume"] / volume_mean.groupby(out["ts_code"], sort=False).shift(1)
     out["turnover_ratio_20"] = out["turnover_rate"] / turnover_mean.groupby(out["ts_code"], sort=False).shift(1)
-    period = partitions.parse_month(month)
+    period = session_calendar.parse_month(month)
     in_month = (out["trade_date"] >= period.start_time) & (out["trade_date"] <= period.end_time)
     return out[in_month].reset_index(drop=True)
 
@@ -158,13 +159,13 @@ def pandas_features_per_stock(daily: pd.DataFrame, month: str) -> pd.DataFrame:
     """The same 18 features one stock at a time (groupby.apply): the straightforward way to write it."""
     df = daily[daily["volume"] > 0].sort_values(["ts_code", "trade_date"])
     out = df.groupby("ts_code").apply(_one_stock).reset_index(level=0).reset_index(drop=True)
-    period = partitions.parse_month(month)
+    period = session_calendar.parse_month(month)
     in_month = (out["trade_date"] >= period.start_time) & (out["trade_date"] <= period.end_time)
     return out[in_month].reset_index(drop=True)
 
 
 def _max_rel_diff(baseline: pd.DataFrame, ours: pd.DataFrame) -> float:
-    names = list(features.FEATURE_NAMES)
+    names = list(windows.FEATURE_NAMES)
     assert len(baseline) == len(ours)
     a, b = baseline[names].to_numpy(dtype=float), ours[names].to_numpy(dtype=float)
     assert np.array_equal(np.isnan(a), np.isnan(b))
@@ -174,19 +175,19 @@ def _max_rel_diff(baseline: pd.DataFrame, ours: pd.DataFrame) -> float:
 def run_size(n_stocks: int) -> dict:
     cfg = SampleConfig()
     daily, stocks = generate_bars(n_stocks)
-    feature_months = months_window(MONTH, features.SEQUENCE_LOOKBACK_MONTHS)
+    feature_months = months_window(MONTH, windows.SEQUENCE_LOOKBACK_MONTHS)
     stored = [
-        features.compute_features(bars_of(daily, months_window(m, features.FEATURE_LOOKBACK_MONTHS)), m)
+        windows.compute_features(bars_of(daily, months_window(m, windows.FEATURE_LOOKBACK_MONTHS)), m)
         for m in feature_months[:-1]
     ]
-    month_bars = bars_of(daily, months_window(MONTH, features.FEATURE_LOOKBACK_MONTHS))
+    month_bars = bars_of(daily, months_window(MONTH, windows.FEATURE_LOOKBACK_MONTHS))
     flag_bars = bars_of(daily, months_window(MONTH, 1))
 
     start = time.perf_counter()
-    month_features = features.compute_features(month_bars, MONTH)
+    month_features = windows.compute_features(month_bars, MONTH)
     features_s = time.perf_counter() - start
     start = time.perf_counter()
-    X, samples = features.build_samples(pd.concat([*stored, month_features], ignore_index=True), flag_bars, stocks, MONTH, cfg)
+    X, samples = windows.build_samples(pd.concat([*stored, month_features], ignore_index=True), flag_bars, stocks, MONTH, cfg)
     samples_s = time.perf_counter() - start
 
     ours = month_features.sort_values(["ts_code", "trade_date"]).reset_index(drop=True)
@@ -199,9 +200,9 @@ def run_size(n_stocks: int) -> dict:
     max_diff = max(_max_rel_diff(vectorised, ours), _max_rel_diff(per_stock, ours))
 
     with tempfile.TemporaryDirectory() as directory:
-        features.save_samples(directory, MONTH, X, samples)
+        windows.save_samples(directory, MONTH, X, samples)
         start = time.perf_counter()
-        loaded, _ = features.load_samples(directory, [MONTH])
+        loaded, _ = windows.load_samples(directory, [MONTH])
         load_s = time.perf_counter() - start
     assert loaded.shape == X.shape
 

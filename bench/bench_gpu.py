@@ -35,9 +35,9 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_model import N_FEATURES, SEQ_LEN, gru_flops_per_sample, matmul_peak_gflops  # noqa: E402
 
-from factor_pipeline import precision  # noqa: E402
+from factor_pipeline.model import precision
 from factor_pipeline.config import ModelConfig  # noqa: E402
-from factor_pipeline.model import build_model, train_gru, training_step  # noqa: E402
+from factor_pipeline.model.gru import build_model, train_gru, training_step  # noqa: E402
 
 FULL = {"stocks": 5000, "dates": 80, "epochs": 50, "gru_hidden": (128, 128), "mlp_hidden": (256, 64, 64)}
 TINY = {"stocks": 64, "dates": 10, "epochs": 2, "gru_hidden": (16, 16), "mlp_hidden": (32, 16, 16)}

@@ -11,14 +11,14 @@ import json
 import resource
 import time
 
-from factor_pipeline import partitions
+from factor_pipeline.market import session_calendar
 from factor_pipeline.config import profile_config
-from factor_pipeline.synthetic_market import generate_market
+from factor_pipeline.market.synthetic import generate_market
 
 
 def main() -> None:
     market_cfg = dataclasses.replace(profile_config("full").market, n_stocks=5000, start="2017-01-03", end="2026-12-31")
-    sessions = partitions.sessions_between(market_cfg.start, market_cfg.end)
+    sessions = session_calendar.sessions_between(market_cfg.start, market_cfg.end)
     started = time.perf_counter()
     market = generate_market(market_cfg, sessions)
     seconds = time.perf_counter() - started

@@ -31,10 +31,10 @@ import time
 
 import torch
 
-from factor_pipeline import precision
+from factor_pipeline.model import precision
 from factor_pipeline.config import GanConfig, ModelConfig
-from factor_pipeline.gan import alternating_step, build_gan
-from factor_pipeline.model import GRUFactorModel, reuse_freed_memory, training_step
+from factor_pipeline.model.gan import alternating_step, build_gan
+from factor_pipeline.model.gru import GRUFactorModel, reuse_freed_memory, training_step
 
 SEQ_LEN, N_FEATURES = 40, 18
 FULL_STOCKS, FULL_DATES, FULL_EPOCHS = 5000, 80, 50

@@ -28,7 +28,7 @@ def backfill(home: Path, first: str, last: str, profile: str = "demo", **env_ext
            "FACTOR_PIPELINE_SOURCE": "synthetic", "DAGSTER_HOME": str(home / "dagster"), **env_extra}
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "factor_pipeline.cli", "backfill", "--from", first, "--to", last,
+        [sys.executable, "-m", "factor_pipeline.pipeline.cli", "backfill", "--from", first, "--to", last,
          "--executor", "in_process", "--parallel", "2"],
         cwd=REPO, env=env, capture_output=True, text=True,
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 import bench_pipeline
-from factor_pipeline import evaluation
+from factor_pipeline.evaluation import metrics
 
 SHARED = ["source", "calendar", "raw_bars", "features", "samples"]
 
@@ -37,8 +37,8 @@ def _rounded(stats: dict) -> dict:
 
 def figures(ic: pd.Series, rank_ic: pd.Series, oracle: pd.Series, truth_corr: pd.Series) -> dict:
     return {
-        "truth_corr": _rounded(evaluation.mean_and_se(truth_corr)),
-        "ic": _rounded(evaluation.mean_and_se(ic)),
+        "truth_corr": _rounded(metrics.mean_and_se(truth_corr)),
+        "ic": _rounded(metrics.mean_and_se(ic)),
         "months": int(ic.notna().sum()),
         "ic_mean": round(float(ic.mean()), 4),
         "rank_ic_mean": round(float(rank_ic.mean()), 4),
@@ -87,7 +87,7 @@ def main() -> None:
     reversal = monthly.pop("20-day reversal")
     out["minus_20d_reversal"] = {
         label: {
-            metric: _rounded(evaluation.paired_difference(rows[metric], reversal[metric]))
+            metric: _rounded(metrics.paired_difference(rows[metric], reversal[metric]))
             for metric in ("truth_corr", "ic")
         }
         for label, rows in monthly.items()

@@ -4,7 +4,7 @@
         [--seeds 1] [--variant embedded] [--out bench/results/training.json]
 
 The pipeline's own pure functions do every step (generate_market, compute_features, build_samples,
-compute_labels, training.group_training_data / train_members, model.predict), so a figure here is the
+compute_labels, training.group_training_data / train_members, gru.predict), so a figure here is the
 figure the pipeline would produce for the same configuration, but the market, features and samples are
 built once per market variant and cached under bench/.cache/, and each option costs only its training.
 
@@ -29,9 +29,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from factor_pipeline import evaluation, factor, features, gan, model, partitions, training  # noqa: E402
+from factor_pipeline.evaluation import metrics
+from factor_pipeline.evaluation import factor_table
+from factor_pipeline.features import windows
+from factor_pipeline.model import gan
+from factor_pipeline.model import gru
+from factor_pipeline.market import session_calendar
+from factor_pipeline.model import training
 from factor_pipeline.config import SEED_TRAINING, Config, profile_config  # noqa: E402
-from factor_pipeline.synthetic_market import generate_market  # noqa: E402
+from factor_pipeline.market.synthetic import generate_market  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 
@@ -93,12 +99,12 @@ def option(name: str) -> tuple[dict, dict]:
 
 
 def month_range(first: str, last: str) -> list[str]:
-    return partitions.months_between(first, last)
+    return session_calendar.months_between(first, last)
 
 
 def _stocks_as_of(stocks: pd.DataFrame, month: str) -> pd.DataFrame:
     """The stocks table as the pipeline's raw_bars has it at d(m): listed names, future delistings unknown."""
-    rebalance = partitions.rebalance_date(month)
+    rebalance = session_calendar.rebalance_date(month)
     out = stocks[stocks["list_date"] <= rebalance].reset_index(drop=True)
     out["delist_date"] = out["delist_date"].where(out["delist_date"] <= rebalance, pd.NaT)
     return out
@@ -129,16 +135,16 @@ class Dataset:
         stocks = market.stocks
         by_month = {m: g for m, g in daily.groupby("month")}
         feats: dict[str, pd.DataFrame] = {}
-        feature_months = month_range(partitions.shift_month(self.months[0], -features.SEQUENCE_LOOKBACK_MONTHS), self.months[-1])
+        feature_months = month_range(session_calendar.shift_month(self.months[0], -windows.SEQUENCE_LOOKBACK_MONTHS), self.months[-1])
         for m in feature_months:
-            history = [by_month[k] for k in month_range(partitions.shift_month(m, -features.FEATURE_LOOKBACK_MONTHS), m) if k in by_month]
-            feats[m] = features.compute_features(pd.concat(history, ignore_index=True), m)
+            history = [by_month[k] for k in month_range(session_calendar.shift_month(m, -windows.FEATURE_LOOKBACK_MONTHS), m) if k in by_month]
+            feats[m] = windows.compute_features(pd.concat(history, ignore_index=True), m)
         arrays, steps, frames, offset = [], [], [], 0
         for m in self.months:
-            history = pd.concat([feats[k] for k in month_range(partitions.shift_month(m, -features.SEQUENCE_LOOKBACK_MONTHS), m)], ignore_index=True)
-            bars = pd.concat([by_month[k] for k in (partitions.shift_month(m, -1), m) if k in by_month], ignore_index=True)
-            X, table = features.build_samples(history, bars, _stocks_as_of(stocks, m), m, self.cfg.samples)
-            steps.append(features.scale_steps(history, table, self.cfg.samples))
+            history = pd.concat([feats[k] for k in month_range(session_calendar.shift_month(m, -windows.SEQUENCE_LOOKBACK_MONTHS), m)], ignore_index=True)
+            bars = pd.concat([by_month[k] for k in (session_calendar.shift_month(m, -1), m) if k in by_month], ignore_index=True)
+            X, table = windows.build_samples(history, bars, _stocks_as_of(stocks, m), m, self.cfg.samples)
+            steps.append(windows.scale_steps(history, table, self.cfg.samples))
             table = table[table["seq_index"] >= 0].reset_index(drop=True)
             table["seq_index"] += offset
             offset += len(X)
@@ -147,27 +153,27 @@ class Dataset:
         samples = pd.concat(frames, ignore_index=True)
         X = np.concatenate(arrays)
         # Labels as of the end of the data; each training month masks those not yet closed at its date.
-        samples["label"] = features.compute_labels(daily, samples, self.cfg.samples.label_horizon, daily["trade_date"].max()).to_numpy()
-        end_position = features._session_positions(samples["trade_date"], "samples") + self.cfg.samples.label_horizon
-        samples["label_end"] = partitions.all_sessions().values[np.minimum(end_position, len(partitions.all_sessions()) - 1)]
+        samples["label"] = windows.compute_labels(daily, samples, self.cfg.samples.label_horizon, daily["trade_date"].max()).to_numpy()
+        end_position = windows._session_positions(samples["trade_date"], "samples") + self.cfg.samples.label_horizon
+        samples["label_end"] = session_calendar.all_sessions().values[np.minimum(end_position, len(session_calendar.all_sessions()) - 1)]
 
         # Rebalance-date scoring frame: realised R(i,m), the truth and the single-factor baselines.
         adj = daily.assign(adj_close=daily["close"] * daily["adj_factor"])[daily["volume"] > 0]
         scored = []
         for m in self.months:
-            d = partitions.rebalance_date(m)
+            d = session_calendar.rebalance_date(m)
             rows = samples[samples["trade_date"] == d]
             if rows.empty:
                 continue
             try:
-                end = partitions.rebalance_date(partitions.shift_month(m, 1))
-            except partitions.CalendarHorizonError:
+                end = session_calendar.rebalance_date(session_calendar.shift_month(m, 1))
+            except session_calendar.CalendarHorizonError:
                 continue
             frame = rows[["month", "trade_date", "ts_code", "seq_index"]].copy()
             targets = pd.DataFrame({"ts_code": frame["ts_code"], "start_date": d, "end_date": end})
-            frame["fwd_return"] = features.forward_returns(daily, targets).to_numpy()
+            frame["fwd_return"] = windows.forward_returns(daily, targets).to_numpy()
             window = adj[(adj["trade_date"] <= d) & (adj["trade_date"] > d - pd.Timedelta(days=70))]
-            frame["reversal_20d"] = frame["ts_code"].map(factor.reversal_20d(window[["ts_code", "trade_date", "adj_close"]], d)).to_numpy()
+            frame["reversal_20d"] = frame["ts_code"].map(factor_table.reversal_20d(window[["ts_code", "trade_date", "adj_close"]], d)).to_numpy()
             on_d = feats[m][feats[m]["trade_date"] == d].set_index("ts_code")
             # Classic directions, fixed in advance: low abnormal turnover and low volatility earn more.
             frame["abnormal_turnover"] = -frame["ts_code"].map(on_d["turnover_ratio_20"]).to_numpy()
@@ -192,7 +198,7 @@ class Dataset:
 
     def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
         dates = training.training_dates(train_month, cfg)
-        as_of = partitions.rebalance_date(train_month)
+        as_of = session_calendar.rebalance_date(train_month)
         rows = self.samples[self.samples["trade_date"].isin(dates) & (self.samples["label_end"] <= as_of) & self.samples["label"].notna()]
         rows = rows.reset_index(drop=True)
         X = self.inputs(rows, cfg)
@@ -227,7 +233,7 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
         with training.torch_threads(cfg.model.num_threads):
             if cfg.gan.mode == "transform":
                 X = gan.transform(generator, cfg.gan, X)
-            pret = model.predict(state, X, cfg.model, n_features=X.shape[-1])
+            pret = gru.predict(state, X, cfg.model, n_features=X.shape[-1])
         per_month.append(frame.assign(pret=pret))
     return pd.concat(per_month, ignore_index=True), fits
 
@@ -257,15 +263,15 @@ def monthly_figures(scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for m, frame in scores.groupby("month"):
         expected = frame["ts_code"].map(truth[truth["month"] == m].set_index("ts_code")["expected_return"])
-        oracle = evaluation.oracle_ic(expected.set_axis(frame["ts_code"]), frame.set_index("ts_code")["fwd_return"])
+        oracle = metrics.oracle_ic(expected.set_axis(frame["ts_code"]), frame.set_index("ts_code")["fwd_return"])
         for name in FACTORS:
             rows.append(
                 {
                     "month": m,
                     "factor": name,
-                    "truth_corr": evaluation.truth_corr(frame[name].to_numpy(), expected.to_numpy()),
-                    "ic": evaluation.pearson(frame[name], frame["fwd_return"]),
-                    "rank_ic": evaluation.spearman(frame[name], frame["fwd_return"]),
+                    "truth_corr": metrics.truth_corr(frame[name].to_numpy(), expected.to_numpy()),
+                    "ic": metrics.pearson(frame[name], frame["fwd_return"]),
+                    "rank_ic": metrics.spearman(frame[name], frame["fwd_return"]),
                     "oracle_ic": oracle,
                 }
             )
@@ -277,20 +283,20 @@ def summary(figures: pd.DataFrame) -> dict:
     out = {}
     for name in FACTORS:
         out[name] = {
-            "truth_corr": evaluation.mean_and_se(wide["truth_corr"][name]),
-            "ic": evaluation.mean_and_se(wide["ic"][name]),
+            "truth_corr": metrics.mean_and_se(wide["truth_corr"][name]),
+            "ic": metrics.mean_and_se(wide["ic"][name]),
         }
     out["pret_minus_reversal"] = {
-        "truth_corr": evaluation.paired_difference(wide["truth_corr"]["pret"], wide["truth_corr"]["reversal_20d"]),
-        "ic": evaluation.paired_difference(wide["ic"]["pret"], wide["ic"]["reversal_20d"]),
+        "truth_corr": metrics.paired_difference(wide["truth_corr"]["pret"], wide["truth_corr"]["reversal_20d"]),
+        "ic": metrics.paired_difference(wide["ic"]["pret"], wide["ic"]["reversal_20d"]),
     }
     best = max(FACTORS[1:], key=lambda f: wide["truth_corr"][f].mean())
     out["pret_minus_best_baseline"] = {
         "baseline": best,
-        "truth_corr": evaluation.paired_difference(wide["truth_corr"]["pret"], wide["truth_corr"][best]),
+        "truth_corr": metrics.paired_difference(wide["truth_corr"]["pret"], wide["truth_corr"][best]),
     }
     oracle = figures.drop_duplicates("month")["oracle_ic"]
-    out["oracle_ic"] = evaluation.mean_and_se(oracle)
+    out["oracle_ic"] = metrics.mean_and_se(oracle)
     return out
 
 

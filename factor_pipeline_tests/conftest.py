@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "factor_pipeline.cli"]
+CLI = [sys.executable, "-m", "factor_pipeline.pipeline.cli"]
 
 
 def pipeline_env(home: Path, **extra) -> dict:
@@ -51,7 +51,7 @@ def torch_one_thread():
 @pytest.fixture(autouse=True)
 def keep_the_active_calendar():
     """Loading an input directory activates its calendar process-wide; no test leaks it into the next."""
-    from factor_pipeline import session_calendar
+    from factor_pipeline.market import session_calendar
 
     previous = session_calendar.active()
     yield

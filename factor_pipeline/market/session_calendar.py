@@ -1,0 +1,351 @@
+"""The XSHG session calendar: exchange-calendars up to its horizon, and past it a calendar file or, for the
+embedded market alone, a documented synthetic calendar.
+
+exchange-calendars knows XSHG holidays only as far as its release (2026-12-31 for 4.13); China publishes
+each next year's holidays around November. Past that horizon the sessions come from:
+
+1. a Tushare-shaped ``trade_cal`` file (``cal_date``, ``is_open``), named by ``FACTOR_PIPELINE_CALENDAR``
+   or found as ``trade_cal.csv`` / ``trade_cal.parquet`` in the input directory; where the file and the
+   library both know a day they must agree;
+2. for the embedded synthetic market only, when no file is given, :func:`synthetic_extension`: weekdays
+   without the fixed-date holidays and the Spring Festival week, to ``SYNTHETIC_CALENDAR_END``. It is an
+   approximation (Qingming, Dragon Boat and Mid-Autumn are ignored) that real data must never use.
+
+A day past every calendar raises :class:`CalendarHorizonError` naming the file to supply; nothing guesses.
+
+The calendar in use is process-wide: the Dagster resource activates the one of its source before a step
+runs (:func:`activate`), and a process that never activates one resolves it from the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CALENDAR_NAME = "XSHG"
+CALENDAR_START = "2015-01-01"
+CALENDAR_ENV = "FACTOR_PIPELINE_CALENDAR"
+SOURCE_ENV = "FACTOR_PIPELINE_SOURCE"
+CALENDAR_FILE_NAMES = ("trade_cal.csv", "trade_cal.parquet")
+SYNTHETIC_CALENDAR_END = pd.Timestamp("2028-12-31")
+# Lunar new year's day; the synthetic calendar closes from its eve for seven days.
+_SPRING_FESTIVAL = {
+    2027: "2027-02-06", 2028: "2028-01-26", 2029: "2029-02-13", 2030: "2030-02-03",
+}
+
+
+class CalendarHorizonError(ValueError):
+    """A date beyond the last day any calendar the pipeline has knows."""
+
+
+class CalendarFileError(ValueError):
+    """A calendar file that disagrees with exchange-calendars or cannot be used."""
+
+
+@dataclass(frozen=True)
+class SessionCalendar:
+    """Sessions (tz-naive midnight timestamps) and the last day whose open/closed status is known."""
+
+    sessions: pd.DatetimeIndex
+    known_until: pd.Timestamp
+    description: str
+    extend_hint: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "sessions", pd.DatetimeIndex(self.sessions, name="trade_date"))
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return self.sessions.values
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Changes whenever a session or the horizon changes, so caches that depend on it can key on it."""
+        digest = hashlib.sha256(self.values.astype("datetime64[D]").tobytes())
+        digest.update(str(self.known_until.date()).encode())
+        return digest.hexdigest()[:12]
+
+    def horizon_error(self, what: str) -> CalendarHorizonError:
+        return CalendarHorizonError(
+            f"{what} is past the session calendar, which is known to {self.known_until.date()} ({self.description}). "
+            f"{self.extend_hint}"
+        )
+
+    def check_known(self, date) -> None:
+        date = pd.Timestamp(date)
+        if date > self.known_until:
+            raise self.horizon_error(str(date.date()))
+
+
+def _exchange_sessions() -> pd.DatetimeIndex:
+    import exchange_calendars as xcals
+
+    return pd.DatetimeIndex(xcals.get_calendar(CALENDAR_NAME, start=CALENDAR_START).sessions.values)
+
+
+@functools.lru_cache(maxsize=1)
+def exchange_calendar() -> SessionCalendar:
+    import exchange_calendars as xcals
+
+    sessions = _exchange_sessions()
+    return SessionCalendar(
+        sessions, sessions[-1], f"exchange-calendars {xcals.__version__} {CALENDAR_NAME}", _hint_for(None, None)
+    )
+
+
+def _hint_for(source_dir: Path | None, named: str | None) -> str:
+    if named:
+        return f"Extend the calendar file {named} ({CALENDAR_ENV}) with the next year's trade_cal rows."
+    where = f"as trade_cal.csv in the input directory {source_dir}" if source_dir else "in the input directory"
+    return (
+        f"Supply the exchange's trade calendar (Tushare trade_cal: cal_date, is_open) {where}, or name the file "
+        f"in {CALENDAR_ENV}; or upgrade exchange-calendars once it publishes that year's holidays."
+    )
+
+
+def synthetic_extension(after: pd.Timestamp, until: pd.Timestamp = SYNTHETIC_CALENDAR_END) -> pd.DatetimeIndex:
+    """Sessions of the synthetic calendar in (after, until]: weekdays except 1 January, 1-5 May, 1-7 October
+    and the Spring Festival week (lunar new year's eve and the six days after)."""
+    days = pd.bdate_range(after + pd.Timedelta(days=1), until)
+    closed = ((days.month == 1) & (days.day == 1)) | ((days.month == 5) & (days.day <= 5)) | (
+        (days.month == 10) & (days.day <= 7)
+    )
+    for year, new_year in _SPRING_FESTIVAL.items():
+        eve = pd.Timestamp(new_year) - pd.Timedelta(days=1)
+        closed |= (days >= eve) & (days <= eve + pd.Timedelta(days=6))
+    if until.year > max(_SPRING_FESTIVAL):
+        raise ValueError(f"the synthetic calendar knows Spring Festival dates only to {max(_SPRING_FESTIVAL)}")
+    return days[~closed]
+
+
+def extend_with_file(base: SessionCalendar, path: Path, named: str | None = None) -> SessionCalendar:
+    """``base`` extended by a trade_cal file; raises when the two disagree on a day both know."""
+    from factor_pipeline.market.input_files import read_calendar_file  # input-file validation lives there
+
+    days, is_open = read_calendar_file(path)
+    open_days = pd.DatetimeIndex(days[is_open])
+    overlap = (days >= base.sessions[0]) & (days <= base.known_until)
+    if overlap.any():
+        in_base = np.isin(days[overlap], base.values)
+        disagree = np.flatnonzero(in_base != is_open[overlap])
+        if len(disagree):
+            day = pd.Timestamp(days[overlap][disagree[0]])
+            said = "open" if is_open[overlap][disagree[0]] else "closed"
+            truth = "a session" if in_base[disagree[0]] else "not a session"
+            raise CalendarFileError(
+                f"{path.name}: {day.date()} is {said} in the file (column is_open) but {truth} for {base.description}; "
+                "fix the file or remove that row"
+            )
+    later = days[days > base.known_until]
+    if len(later) == 0:
+        return base
+    # Only a contiguous run of known days extends the horizon: a gap would be an unknown day.
+    expected = pd.date_range(base.known_until + pd.Timedelta(days=1), later.max())
+    known = pd.DatetimeIndex(later)
+    missing = expected.difference(known)
+    until = (missing[0] - pd.Timedelta(days=1)) if len(missing) else later.max()
+    extra = open_days[(open_days > base.known_until) & (open_days <= until)]
+    return SessionCalendar(
+        base.sessions.append(extra),
+        pd.Timestamp(until),
+        f"{base.description} + {path.name} to {pd.Timestamp(until).date()}",
+        _hint_for(path.parent, named),
+    )
+
+
+def calendar_file_for(source: str, calendar_path: str | None) -> tuple[Path | None, str | None]:
+    """(file, how it was named): FACTOR_PIPELINE_CALENDAR first, else trade_cal.* in the input directory."""
+    if calendar_path:
+        path = Path(calendar_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{CALENDAR_ENV}={calendar_path!r}: no such file")
+        return path, str(path)
+    if str(source).strip().lower() != "synthetic":
+        directory = Path(source).expanduser()
+        if directory.is_dir():
+            found = [p for p in directory.iterdir() if p.name.lower() in CALENDAR_FILE_NAMES]
+            if len(found) > 1:
+                raise CalendarFileError(f"both {found[0].name} and {found[1].name} are in {directory}: keep one")
+            if found:
+                return found[0], None
+    return None, None
+
+
+def _file_stamp(path: Path | None) -> tuple:
+    if path is None:
+        return ()
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _resolve_cached(source: str, path: Path | None, named: str | None, stamp: tuple) -> SessionCalendar:
+    base = exchange_calendar()
+    if path is not None:
+        return extend_with_file(base, path, named)
+    if source.strip().lower() == "synthetic":
+        extra = synthetic_extension(base.known_until)
+        return SessionCalendar(
+            base.sessions.append(extra),
+            SYNTHETIC_CALENDAR_END,
+            f"{base.description} + the synthetic calendar to {SYNTHETIC_CALENDAR_END.date()} (embedded market only)",
+            _hint_for(None, None),
+        )
+    directory = Path(source).expanduser()
+    return SessionCalendar(base.sessions, base.known_until, base.description, _hint_for(directory, None))
+
+
+def resolve(source: str = "synthetic", calendar_path: str | None = None) -> SessionCalendar:
+    """The calendar of a source: exchange-calendars, extended by a file or (embedded market) the synthetic calendar."""
+    path, named = calendar_file_for(source, calendar_path)
+    return _resolve_cached(str(source), path, named, _file_stamp(path))
+
+
+_active: SessionCalendar | None = None
+
+
+def activate(calendar: SessionCalendar) -> SessionCalendar:
+    global _active
+    _active = calendar
+    return calendar
+
+
+def active() -> SessionCalendar:
+    """The calendar in use; resolved from FACTOR_PIPELINE_SOURCE / FACTOR_PIPELINE_CALENDAR when none was activated."""
+    global _active
+    if _active is None:
+        _active = resolve(os.environ.get(SOURCE_ENV, "synthetic"), os.environ.get(CALENDAR_ENV) or None)
+    return _active
+
+
+# Month and session arithmetic on the active calendar; every stage uses it.
+
+# Early enough that an evaluation from 2019-02 (the seed's start) has two years of history behind it.
+FIRST_MONTH = "2017-01"
+_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class PartitionKeyError(ValueError):
+    """A partition key that is not ``YYYY-MM`` or lies outside the partitions."""
+
+
+def all_sessions() -> pd.DatetimeIndex:
+    """Every session the active calendar knows, tz-naive midnight timestamps."""
+    return active().sessions
+
+
+def _session_values() -> np.ndarray:
+    return active().values
+
+
+def calendar_horizon() -> pd.Timestamp:
+    """The last day whose open/closed status the active calendar knows."""
+    return active().known_until
+
+
+def last_complete_month() -> str:
+    """The last month whose every day the active calendar knows."""
+    horizon = calendar_horizon()
+    month_end = horizon + pd.offsets.MonthEnd(0)
+    if horizon.normalize() == month_end.normalize():
+        return horizon.strftime("%Y-%m")
+    return (horizon - pd.offsets.MonthEnd(1)).strftime("%Y-%m")
+
+
+def parse_month(month: str) -> pd.Period:
+    if not isinstance(month, str) or not _MONTH_RE.match(month):
+        raise PartitionKeyError(f"partition key {month!r} is not a month in the form YYYY-MM")
+    return pd.Period(month, freq="M")
+
+
+def check_within_horizon(date) -> None:
+    active().check_known(date)
+
+
+def sessions_between(start, end) -> pd.DatetimeIndex:
+    """XSHG sessions with start <= session <= end (both inclusive)."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    check_within_horizon(end)
+    values = _session_values()
+    lo = np.searchsorted(values, start.to_datetime64(), side="left")
+    hi = np.searchsorted(values, end.to_datetime64(), side="right")
+    return all_sessions()[lo:hi]
+
+
+def month_sessions(month: str) -> pd.DatetimeIndex:
+    period = parse_month(month)
+    return sessions_between(period.start_time, period.end_time.normalize())
+
+
+def rebalance_date(month: str) -> pd.Timestamp:
+    """The month's last XSHG session."""
+    sessions = month_sessions(month)
+    if len(sessions) == 0:
+        raise PartitionKeyError(f"month {month} has no XSHG session")
+    return sessions[-1]
+
+
+def month_of(date) -> str:
+    return pd.Timestamp(date).strftime("%Y-%m")
+
+
+def shift_month(month: str, offset: int) -> str:
+    return (parse_month(month) + offset).strftime("%Y-%m")
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """Months first..last inclusive."""
+    start, end = parse_month(first), parse_month(last)
+    if end < start:
+        raise PartitionKeyError(f"month range {first}..{last} is empty: {last} is before {first}")
+    return [p.strftime("%Y-%m") for p in pd.period_range(start, end, freq="M")]
+
+
+def session_position(date) -> int:
+    """Index of the session ``date`` in the calendar (sessions counted from CALENDAR_START)."""
+    sessions = all_sessions()
+    stamp = pd.Timestamp(date)
+    position = int(np.searchsorted(_session_values(), stamp.to_datetime64()))
+    if position >= len(sessions) or sessions[position] != stamp:
+        check_within_horizon(stamp)
+        raise ValueError(f"{stamp.date()} is not an XSHG session")
+    return position
+
+
+def session_offset(date, offset: int) -> pd.Timestamp:
+    """The session ``offset`` sessions after ``date`` (which must be a session); raises past the horizon."""
+    sessions = all_sessions()
+    stamp = pd.Timestamp(date)
+    position = session_position(stamp)
+    target = position + offset
+    if target >= len(sessions):
+        raise active().horizon_error(f"the session {offset} sessions after {stamp.date()}")
+    if target < 0:
+        raise ValueError(f"{-offset} sessions before {pd.Timestamp(date).date()} is before the calendar start")
+    return sessions[target]
+
+
+def training_grid(start, end, every: int) -> pd.DatetimeIndex:
+    """Training cross-section dates: every ``every``-th session counted from the calendar's first session.
+
+    Anchoring on a fixed session (not on the training date) keeps the grid identical across months, so
+    the samples a month stores are reused by every later training window.
+    """
+    sessions = all_sessions()
+    grid = sessions[np.arange(len(sessions)) % every == 0]
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    return grid[(grid >= start) & (grid <= end)]
+
+
+def sample_dates(month: str, every: int) -> pd.DatetimeIndex:
+    """The month's sample dates: its training-grid sessions plus its rebalance date."""
+    sessions = month_sessions(month)
+    grid = training_grid(sessions[0], sessions[-1], every)
+    return grid.union(pd.DatetimeIndex([sessions[-1]])).rename("trade_date")

@@ -1,0 +1,352 @@
+"""The monthly assets. Each is thin: read its inputs, call a pure stage function, write atomically, attach metadata."""
+
+
+import base64
+import warnings
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from factor_pipeline.pipeline import checks
+from factor_pipeline.pipeline import partitions
+from factor_pipeline.market import session_calendar
+from factor_pipeline.model import training
+from factor_pipeline.features import windows as feature_stage
+from factor_pipeline.config import PROFILES, profile_config
+from factor_pipeline.pipeline.executors import TRAINING_OP_TAGS
+from factor_pipeline.pipeline.resources import PipelineResource
+from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_json, write_parquet
+from factor_pipeline.pipeline.views import ensure_views
+
+monthly = partitions.monthly_partitions()
+# Lookbacks are properties of the code (features) and of the profile (the training window).
+# The longest training window of any profile, so that the asset graph is the same whatever the environment;
+# the backfill plan drops the months a source does not have, and each step reads only its own window.
+MODEL_LOOKBACK = max(training.lookback_months(profile_config(profile)) for profile in PROFILES)
+REVERSAL_LOOKBACK = 2
+
+# Only I/O on the source can fail transiently (a network filesystem, a file still being copied); bad data,
+# missing upstream months and training cannot, so nothing else retries.
+TRANSIENT_IO_RETRIES = 2
+
+
+def _history(asset: str, months_back: int, months_forward: int = 0) -> dg.AssetIn:
+    """Months m-back..m+forward of an upstream asset; months before the first partition simply do not exist."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        mapping = dg.TimeWindowPartitionMapping(
+            start_offset=-months_back,
+            end_offset=months_forward,
+            allow_nonexistent_upstream_partitions=True,
+        )
+    return dg.AssetIn(
+        key=asset,
+        partition_mapping=mapping,
+        dagster_type=dg.Nothing,
+    )
+
+
+def _months(layout: Layout, month: str, back: int, forward: int = 0) -> list[str]:
+    """Months m-back..m+forward that exist: from the first partition and the source's first month on."""
+    first_data = layout.identity.first_month if layout.identity else None
+    first = max(session_calendar.shift_month(month, -back), session_calendar.FIRST_MONTH, first_data or "")
+    return session_calendar.months_between(first, session_calendar.shift_month(month, forward))
+
+
+def _png_markdown(png: bytes, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> None:
+    created = ensure_views(pipeline.layout, log=context.log.warning)
+    if created:
+        context.log.info(f"created DuckDB views {created} in {pipeline.layout.duckdb_path}")
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="market",
+    kinds={"parquet"},
+    check_specs=[checks.RAW_BARS_CHECK],
+)
+def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """The month's daily bars of every listed stock, the stock table as of the month end and, on the synthetic market, the truth."""
+    from factor_pipeline.market import input_files
+
+    month = context.partition_key
+    pipeline.check_writable()
+    try:
+        frames = input_files.read_month(pipeline.source_cache, month)
+    except (FileNotFoundError, NotADirectoryError, PermissionError, input_files.InputValidationError):
+        raise
+    except OSError as exc:
+        raise dg.RetryRequested(max_retries=TRANSIENT_IO_RETRIES, seconds_to_wait=5) from exc
+    layout = pipeline.layout
+    stamp = layout.stamp("raw_bars", month)
+    write_parquet(frames.daily.assign(month=month), layout.partition("raw_bars/daily", month), stamp)
+    write_parquet(frames.stocks.assign(month=month), layout.partition("raw_bars/stocks", month), stamp)
+    if frames.truth is not None:
+        write_parquet(frames.truth, layout.partition("raw_bars/truth", month), stamp)
+    _finish(context, pipeline)
+    return dg.MaterializeResult(
+        metadata={**input_files.month_summary(frames), "source": pipeline.source},
+        check_results=[checks.check_raw_bars(frames.daily, frames.stocks, month)],
+    )
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="features",
+    kinds={"duckdb", "parquet"},
+    ins={"raw_bars": _history("raw_bars", feature_stage.FEATURE_LOOKBACK_MONTHS)},
+    check_specs=[checks.FEATURES_CHECK],
+)
+def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """The 18 daily volume-price features of every stock and traded day of the month, computed in DuckDB on adjusted prices."""
+    month = context.partition_key
+    layout = pipeline.layout
+    daily = read_months(layout, "raw_bars/daily", _months(layout, month, feature_stage.FEATURE_LOOKBACK_MONTHS))
+    table = feature_stage.compute_features(daily, month)
+    write_parquet(table, layout.partition("features", month), layout.stamp("features", month))
+    _finish(context, pipeline)
+    return dg.MaterializeResult(
+        metadata={"rows": len(table), "stocks": int(table["ts_code"].nunique())},
+        check_results=[checks.check_features(table, feature_stage.FEATURE_NAMES, month)],
+    )
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="features",
+    kinds={"numpy", "parquet"},
+    ins={
+        "features": _history("features", feature_stage.SEQUENCE_LOOKBACK_MONTHS),
+        "raw_bars": _history("raw_bars", 1),
+    },
+    check_specs=[checks.SAMPLES_CHECK],
+)
+def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """Every listed stock on the month's sample dates: universe flags and its preprocessed 40 x 18 sequence."""
+    month = context.partition_key
+    layout, cfg = pipeline.layout, pipeline.config
+    history = read_months(layout, "features", _months(layout, month, feature_stage.SEQUENCE_LOOKBACK_MONTHS))
+    daily = read_months(layout, "raw_bars/daily", _months(layout, month, 1))
+    stocks = read_months(layout, "raw_bars/stocks", [month])
+    X, table = feature_stage.build_samples(history, daily, stocks, month, cfg.samples)
+    feature_stage.save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month))
+    _finish(context, pipeline)
+    per_date = table.groupby("trade_date")[["eligible", "buyable"]].sum()
+    return dg.MaterializeResult(
+        metadata={
+            "sample_dates": len(per_date),
+            "sequences": int(len(X)),
+            "eligible_on_rebalance_date": int(per_date["eligible"].iloc[-1]) if len(per_date) else 0,
+            "per_date": dg.MetadataValue.md(per_date.reset_index().astype(str).to_markdown(index=False)),
+        },
+        check_results=[checks.check_samples(X, table, month)],
+    )
+
+
+_model_history = {
+    "samples": _history("samples", MODEL_LOOKBACK),
+    "raw_bars": _history("raw_bars", MODEL_LOOKBACK),
+}
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="model",
+    kinds={"pytorch"},
+    ins=_model_history,
+    pool="gpu",
+    op_tags=TRAINING_OP_TAGS,
+)
+def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """The GAN stage of the month's model: an LSTM generator and CNN discriminator trained on its training window."""
+    from factor_pipeline.evaluation import report
+
+    month = context.partition_key
+    layout, cfg = pipeline.layout, pipeline.config
+    train_month = training.training_month(month, cfg.model.retrain_months)
+    pointer = {"month": month, "train_month": train_month, "mode": cfg.gan.mode, "gan_id": None}
+    metadata = {"trained_now": False}
+    # Mode off has no GAN stage: nothing is loaded or trained, only the pointer the checkpoint step reads.
+    if cfg.gan.mode != "off":
+        data = training.load_training_data(layout, train_month, cfg)
+        artifact = training.ensure_gan(layout, data, cfg, log=context.log.info)
+        pointer["gan_id"] = artifact.gan_id
+        side = artifact.sidecar
+        metadata = {
+            "trained_now": artifact.trained,
+            "data_fingerprint": data.fingerprint,
+            "steps_run": side["steps_run"],
+            "stop_reason": side["stop_reason"],
+            "losses": dg.MetadataValue.md(
+                _png_markdown(report.plot_curves({"generator": side["g_loss"], "discriminator": side["d_loss"]}, "GAN losses"), "GAN losses")
+            ),
+            "real_vs_generated": dg.MetadataValue.md(pd.DataFrame(side["similarity"]).round(4).to_markdown(index=False)),
+        }
+    write_json({**pointer, "provenance": layout.stamp("gan_sequences", month)}, layout.partition_path("gan_sequences", month))
+    metadata = {**pointer, **metadata}
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="model",
+    kinds={"pytorch"},
+    ins={"gan_sequences": dg.AssetIn(dagster_type=dg.Nothing), **_model_history},
+    pool="gpu",
+    op_tags=TRAINING_OP_TAGS,
+)
+def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """The GRU(128,128)+MLP(256,64,64) checkpoint behind the month's factor: trained at a retrain month, else the newest one."""
+    from factor_pipeline.evaluation import report
+
+    month = context.partition_key
+    layout, cfg = pipeline.layout, pipeline.config
+    layout.verify("gan_sequences", month)
+    pointer = read_json(layout.partition_path("gan_sequences", month))
+    train_month = pointer["train_month"]
+    data = training.load_training_data(layout, train_month, cfg)
+    gan_artifact = training.ensure_gan(layout, data, cfg, log=context.log.info)
+    if gan_artifact.gan_id != pointer["gan_id"]:
+        raise StorageError(
+            f"gan_sequences {month} points at GAN {pointer['gan_id']} but the current data and config give "
+            f"{gan_artifact.gan_id}: re-materialise gan_sequences for {month}"
+        )
+    main = training.ensure_checkpoint(layout, data, cfg, gan_artifact, log=context.log.info)
+    record = {"month": month, "train_month": train_month, "checkpoint": main.checkpoint_id, "gan_mode": cfg.gan.mode}
+    if cfg.factor.gan_off_baseline and cfg.gan.mode != "off":
+        off_cfg = cfg.replace(gan={"mode": "off"})
+        off = training.ensure_checkpoint(layout, data, off_cfg, training.GanArtifact(None, None, {}, False), log=context.log.info)
+        record["gan_off_checkpoint"] = off.checkpoint_id
+    write_json({**record, "provenance": layout.stamp("gru_checkpoint", month)}, layout.partition_path("gru_checkpoint", month))
+    side = main.sidecar
+    curves = report.plot_curves({"train loss (-IC)": side["train_loss"], "validation IC": side["val_ic"]}, "GRU training")
+    return dg.MaterializeResult(
+        metadata={
+            **record,
+            "trained_now": main.trained,
+            "epochs_run": side["epochs_run"],
+            "best_epoch": side["best_epoch"],
+            "best_val_ic": float(side["best_val_ic"]),
+            "precision": side.get("precision", "fp32"),  # what ran; checkpoints before model.precision were fp32
+            "train_dates": f"{side['train_dates'][0]} .. {side['train_dates'][-1]} ({len(side['train_dates'])})",
+            "validation_dates": f"{side['validation_dates'][0]} .. {side['validation_dates'][-1]} ({len(side['validation_dates'])})",
+            "checkpoint_path": dg.MetadataValue.path(str(main.path)),
+            "curves": dg.MetadataValue.md(_png_markdown(curves, "GRU training curves")),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="factor",
+    kinds={"pytorch", "parquet"},
+    ins={
+        "gru_checkpoint": dg.AssetIn(dagster_type=dg.Nothing),
+        "samples": dg.AssetIn(dagster_type=dg.Nothing),
+        "raw_bars": _history("raw_bars", REVERSAL_LOOKBACK),
+    },
+    check_specs=[checks.PRET_CHECK],
+)
+def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """pRet of every eligible stock on the rebalance date, with the 20-day reversal and GAN-off baselines beside it."""
+    from factor_pipeline.evaluation import factor_table
+
+    month = context.partition_key
+    layout, cfg = pipeline.layout, pipeline.config
+    layout.verify("gru_checkpoint", month)
+    record = read_json(layout.partition_path("gru_checkpoint", month))
+    rebalance = session_calendar.rebalance_date(month)
+    layout.verify("samples", month)
+    X, table = feature_stage.load_samples(layout.dataset("samples"), [month], eligible_only=True)
+    on_date = (table["trade_date"] == rebalance).to_numpy()
+    X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
+    if len(table) == 0:
+        raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")
+    raw = training.predict_month(layout, X, record["checkpoint"], cfg, table)
+    out = table[["month", "trade_date", "ts_code", "industry", "buyable", "log_float_mcap"]].rename(
+        columns={"trade_date": "rebalance_date"}
+    )
+    out["pret_raw"] = raw
+    index = out["ts_code"]
+    if cfg.factor.neutralize:
+        out["pret"] = factor_table.neutralize(
+            pd.Series(raw, index=index), out.set_index("ts_code")["industry"], out.set_index("ts_code")["log_float_mcap"]
+        ).to_numpy()
+    else:
+        out["pret"] = raw
+    out["checkpoint"] = record["checkpoint"]
+    out["train_month"] = record["train_month"]
+    if "gan_off_checkpoint" in record:
+        out["pret_gan_off"] = training.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}), table)
+    daily = read_months(layout, "raw_bars/daily", _months(layout, month, REVERSAL_LOOKBACK))
+    adj = daily.assign(adj_close=daily["close"] * daily["adj_factor"])[daily["volume"] > 0]
+    reversal = factor_table.reversal_20d(adj[["ts_code", "trade_date", "adj_close"]], rebalance)
+    out["reversal_20d"] = out["ts_code"].map(reversal).to_numpy(dtype=float)
+    write_parquet(out, layout.partition("factor", month), layout.stamp("factor", month))
+    _finish(context, pipeline)
+    return dg.MaterializeResult(
+        metadata={
+            "stocks": len(out),
+            "rebalance_date": str(rebalance.date()),
+            "checkpoint": record["checkpoint"],
+            "train_month": record["train_month"],
+            "pret_mean": float(np.mean(raw)),
+            "pret_std": float(np.std(raw)),
+        },
+        check_results=[checks.check_pret(out, month)],
+    )
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="evaluation",
+    kinds={"parquet"},
+    ins={
+        "pret_factor": _history("pret_factor", 1),
+        "raw_bars": _history("raw_bars", 0, months_forward=1),
+    },
+)
+def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """IC, Rank IC, the top-decile long portfolio, turnover and industry attribution of the month's factor, on the next month's returns."""
+    from factor_pipeline.evaluation import store as evaluation_store
+
+    month = context.partition_key
+    result = evaluation_store.evaluate_and_store(pipeline.layout, month, pipeline.config, log=context.log.info)
+    _finish(context, pipeline)
+    return dg.MaterializeResult(metadata=result)
+
+
+@dg.asset(
+    partitions_def=monthly,
+    group_name="evaluation",
+    kinds={"markdown", "html"},
+    # The report covers every evaluated month up to its own. Depending on the previous month's report (which
+    # waited for its own evaluation, and so on) makes that visible to the graph: a backfill from the UI, in
+    # whatever order, writes each month's report after every evaluation of the range before it.
+    deps=[
+        factor_evaluation,
+        dg.AssetDep("factor_report", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+    ],
+)
+def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    """The seed's factor report over every evaluated month up to this one: table, plots, top industries and baselines."""
+    from factor_pipeline.evaluation import store as evaluation_store
+
+    month = context.partition_key
+    written = evaluation_store.write_report(pipeline.layout, month, pipeline.config)
+    metadata = {
+        "report_markdown": dg.MetadataValue.path(str(written["markdown"])),
+        "report_html": dg.MetadataValue.path(str(written["html"])),
+        "table": dg.MetadataValue.md(f"```\n{written['table']}\n```"),
+    }
+    for name, png in written["images"].items():
+        metadata[name] = dg.MetadataValue.md(_png_markdown(png, name))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+ALL_ASSETS = [raw_bars, features, samples, gan_sequences, gru_checkpoint, pret_factor, factor_evaluation, factor_report]

@@ -1,0 +1,88 @@
+import pandas as pd
+import pytest
+
+from factor_pipeline.market import session_calendar
+from factor_pipeline.evaluation.store import holding_period
+from factor_pipeline.storage import StorageError
+
+
+def _bars(*dates):
+    return pd.DataFrame({"trade_date": pd.to_datetime(list(dates))})
+
+
+def test_a_complete_month_runs_to_the_next_rebalance_date():
+    start, end, complete = holding_period(_bars("2024-05-31", "2024-06-28"), "2024-05")
+    assert (start, end, complete) == (session_calendar.rebalance_date("2024-05"), pd.Timestamp("2024-06-28"), True)
+
+
+def test_the_newest_month_is_evaluated_as_of_the_newest_bar():
+    # The seed's "latest IC": the next month is not over, returns run to the newest close.
+    start, end, complete = holding_period(_bars("2024-05-31", "2024-06-03", "2024-06-14"), "2024-05")
+    assert end == pd.Timestamp("2024-06-14") and not complete
+
+
+def test_no_bar_after_the_rebalance_date_is_a_clear_error():
+    with pytest.raises(StorageError, match="raw_bars for 2024-06"):
+        holding_period(_bars("2024-05-30", "2024-05-31"), "2024-05")
+
+
+def test_the_last_month_of_the_calendar_has_no_next_rebalance_and_stays_partial():
+    start, end, complete = holding_period(_bars("2026-12-31", "2027-01-04"), "2026-12")
+    assert start == pd.Timestamp("2026-12-31") and not complete
+
+
+def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
+    import numpy as np
+    from scipy import stats
+
+    from factor_pipeline.config import profile_config
+    from factor_pipeline.evaluation.store import evaluate_and_store
+    from factor_pipeline.storage import Layout, read_parquet, write_parquet
+
+    layout = Layout(tmp_path)
+    rng = np.random.default_rng(3)
+    n = 40
+    codes = [f"{i:06d}.SZ" for i in range(n)]
+    start, end = session_calendar.rebalance_date("2024-03"), session_calendar.rebalance_date("2024-04")
+    expected = rng.normal(size=n) * 0.02
+    table = pd.DataFrame(
+        {
+            "ts_code": codes,
+            "industry": ["Banks", "Media"] * (n // 2),
+            "buyable": True,
+            "pret": expected + rng.normal(size=n) * 0.02,
+            "reversal_20d": rng.normal(size=n),
+            "pret_gan_off": -expected + rng.normal(size=n) * 0.01,
+        }
+    )
+    table.loc[3, "reversal_20d"] = np.nan
+    write_parquet(table, layout.partition("factor", "2024-03"))
+    closes = 10 * np.exp(expected + rng.normal(size=n) * 0.05)
+    bars = pd.DataFrame(
+        {
+            "ts_code": codes * 2,
+            "trade_date": [start] * n + [end] * n,
+            "close": np.r_[np.full(n, 10.0), closes],
+            "adj_factor": 1.0,
+            "volume": 1000.0,
+        }
+    )
+    write_parquet(bars[bars.trade_date == start], layout.partition("raw_bars/daily", "2024-03"))
+    write_parquet(bars[bars.trade_date == end], layout.partition("raw_bars/daily", "2024-04"))
+    truth = pd.DataFrame({"month": "2024-03", "ts_code": codes[:-4], "expected_return": expected[:-4]})  # 4 names lack it
+    write_parquet(truth, layout.partition("raw_bars/truth", "2024-03"))
+
+    evaluate_and_store(layout, "2024-03", profile_config("smoke"), log=lambda _: None)
+    ic = read_parquet(layout.partition("eval/ic", "2024-03"))
+    baselines = read_parquet(layout.partition("eval/baselines", "2024-03")).set_index("factor")
+
+    def independent(column):
+        joined = pd.DataFrame({"f": table[column], "e": table["ts_code"].map(truth.set_index("ts_code")["expected_return"])}).dropna()
+        return stats.pearsonr(joined.f, joined.e)[0]
+
+    assert ic["truth_corr"].iloc[0] == pytest.approx(independent("pret"), abs=1e-12)
+    assert ic["truth_corr"].iloc[0] > 0.3
+    for column in ("reversal_20d", "pret_gan_off"):
+        assert baselines.loc[column, "truth_corr"] == pytest.approx(independent(column), abs=1e-12)
+        assert ic[f"truth_corr_{column}"].iloc[0] == pytest.approx(independent(column), abs=1e-12)
+    assert baselines.loc["pret_gan_off", "truth_corr"] < -0.5

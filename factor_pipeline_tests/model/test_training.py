@@ -1,0 +1,71 @@
+import pandas as pd
+import pytest
+
+from factor_pipeline.market import session_calendar
+from factor_pipeline.model import training
+from factor_pipeline.config import profile_config
+
+
+@pytest.mark.parametrize("month, expected", [("2024-06", "2024-06"), ("2024-05", "2023-12"), ("2024-01", "2023-12"), ("2024-12", "2024-12")])
+def test_each_month_resolves_to_the_newest_retrain_month(month, expected):
+    assert training.training_month(month, (6, 12)) == expected
+
+
+@pytest.mark.parametrize("profile", ["smoke", "demo", "full"])
+def test_training_labels_are_realised_by_the_training_date(profile):
+    cfg = profile_config(profile)
+    end = session_calendar.rebalance_date("2024-06")
+    dates = training.training_dates("2024-06", cfg)
+    assert len(dates) >= 4
+    for t in dates:
+        assert session_calendar.session_offset(t, cfg.samples.label_horizon) <= end
+    # The window is the last train_window_sessions sessions, one cross-section every sample_every sessions.
+    first_allowed = session_calendar.session_offset(end, -(cfg.model.train_window_sessions - 1))
+    assert dates[0] >= first_allowed
+    assert all(b - a >= pd.Timedelta(days=5) for a, b in zip(dates, dates[1:]))
+
+
+def test_full_profile_has_about_eighty_dates_as_the_seed():
+    dates = training.training_dates("2024-06", profile_config("full"))
+    assert 70 <= len(dates) <= 80
+
+
+def test_lookback_covers_every_training_window():
+    cfg = profile_config("demo")
+    lookback = training.lookback_months(cfg)
+    for month in session_calendar.months_between("2019-01", "2026-10"):
+        first = training.window_months(training.training_month(month, cfg.model.retrain_months), cfg)[0]
+        assert session_calendar.parse_month(first) >= session_calendar.parse_month(month) - lookback
+
+
+@pytest.mark.slow  # reads the smoke backfill's home
+def test_training_data_ignores_every_bar_after_the_training_date(smoke_backfill, tmp_path):
+    """Change the future (prices and volumes after 2023-12's rebalance date): the training set does not move."""
+    import shutil
+
+    import numpy as np
+
+    from factor_pipeline.storage import Layout, read_parquet, write_parquet
+
+    home, _, _ = smoke_backfill
+    cfg = profile_config("smoke")
+    original = training.load_training_data(Layout(home), "2023-12", cfg)
+    altered_home = tmp_path / "home"
+    shutil.copytree(home, altered_home, ignore=shutil.ignore_patterns("dagster", "reports", "checkpoints", "gan"))
+    layout = Layout(altered_home)
+    cutoff = session_calendar.rebalance_date("2023-12")
+    for month in layout.months_present("raw_bars/daily"):
+        bars = read_parquet(layout.partition("raw_bars/daily", month))
+        future = bars["trade_date"] > cutoff
+        if future.any():
+            rng = np.random.default_rng(0)
+            bars.loc[future, "close"] *= rng.uniform(0.5, 1.5, future.sum())
+            bars.loc[future, "volume"] *= 3
+            write_parquet(bars, layout.partition("raw_bars/daily", month))
+    altered = training.load_training_data(layout, "2023-12", cfg)
+    assert altered.fingerprint == original.fingerprint
+    assert [d for d in altered.dates] == [d for d in original.dates]
+    for a, b in zip(altered.y, original.y):
+        assert np.array_equal(a, b)
+    # and the last training date's label ends on or before the training date
+    assert session_calendar.session_offset(original.dates[-1], cfg.samples.label_horizon) <= cutoff
