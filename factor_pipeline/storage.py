@@ -243,6 +243,11 @@ class Layout:
     def stamp(self, dataset: str, month: str) -> dict | None:
         return self.identity.stamp(dataset, month) if self.identity else None
 
+    @property
+    def first_month(self) -> str | None:
+        """The source's first month with data, when the layout knows its source."""
+        return self.identity.first_month if self.identity else None
+
     def partition_path(self, dataset: str, month: str) -> Path:
         """The file of a partition that carries its provenance (Parquet, or the JSON pointer of a model month)."""
         return self.partition(dataset, month, "json" if dataset in JSON_DATASETS else "parquet")

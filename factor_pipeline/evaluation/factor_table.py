@@ -1,4 +1,4 @@
-"""Cross-sectional factor transforms and the 20-day reversal baseline.
+"""The month's factor table: pRet beside its baselines, and the cross-sectional transforms it uses.
 
 Pure pandas/numpy functions: the Dagster assets call them with one rebalance date's cross-section.
 Every function keeps its input index (one row per ts_code) so that the caller can join the result
@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# A standard deviation this small relative to the values' scale is rounding noise of a constant
-# cross-section (e.g. the mean of many equal floats), not a real spread; dividing by it would turn
-# the noise into +-1 scores.
-_REL_STD_TOL = 1e-12
+from factor_pipeline import stats
 
-REVERSAL_LOOKBACK = 20
+REVERSAL_TRADED_DAYS = 20
+# Months of bars the reversal reads: 20 traded days reach into the previous month, and a suspension
+# can push them one month further.
+REVERSAL_HISTORY_MONTHS = 2
+FACTOR_COLUMNS = ("month", "trade_date", "ts_code", "industry", "buyable", "log_float_mcap")
 
 
 def zscore(values: pd.Series) -> pd.Series:
@@ -29,16 +30,7 @@ def zscore(values: pd.Series) -> pd.Series:
     values = pd.Series(values, dtype="float64", copy=True)
     valid = values.notna()
     out = pd.Series(np.nan, index=values.index, dtype="float64", name=values.name)
-    if valid.sum() < 2:
-        out[valid] = 0.0
-        return out
-    x = values[valid].to_numpy()
-    mean = x.mean()
-    std = x.std(ddof=0)
-    if not np.isfinite(std) or std <= _REL_STD_TOL * max(1.0, abs(mean)):
-        out[valid] = 0.0
-        return out
-    out[valid] = (x - mean) / std
+    out[valid] = stats.zscore(values[valid].to_numpy())
     return out
 
 
@@ -89,12 +81,44 @@ def reversal_20d(adj_close: pd.DataFrame, rebalance_date) -> pd.Series:
     frame = frame.sort_values(["ts_code", "trade_date"], kind="mergesort")
     grouped = frame.groupby("ts_code", sort=False)
     last = grouped.tail(1).set_index("ts_code")
-    # The row REVERSAL_LOOKBACK traded days before the last one, if the stock has that many.
+    # The row REVERSAL_TRADED_DAYS traded days before the last one, if the stock has that many.
     position = grouped.cumcount(ascending=False)
-    base = frame[position == REVERSAL_LOOKBACK].set_index("ts_code")["adj_close"]
+    base = frame[position == REVERSAL_TRADED_DAYS].set_index("ts_code")["adj_close"]
     current = last["adj_close"].where(last["trade_date"] == d)
     base = base.reindex(current.index)
     ratio = current / base
     ratio = ratio.where((current > 0) & (base > 0))
     out = -(ratio - 1.0)
     return out.reindex(codes).astype("float64").rename("reversal_20d")
+
+
+def build_factor_table(
+    samples: pd.DataFrame,
+    pret_raw: np.ndarray,
+    record: dict,
+    bars: pd.DataFrame,
+    rebalance_date,
+    neutralise: bool,
+    pret_gan_off: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One row per stock scored on the rebalance date: pRet (raw and as the factor), the checkpoint that made
+    it, and the baselines beside it (the 20-day reversal from ``bars``; the GAN-off GRU when trained).
+
+    ``samples`` holds the rebalance date's rows of the samples table in the order of ``pret_raw``.
+    """
+    out = samples[list(FACTOR_COLUMNS)].rename(columns={"trade_date": "rebalance_date"})
+    out["pret_raw"] = pret_raw
+    if neutralise:
+        by_code = out.set_index("ts_code")
+        out["pret"] = neutralize(pd.Series(pret_raw, index=out["ts_code"]), by_code["industry"], by_code["log_float_mcap"]).to_numpy()
+    else:
+        out["pret"] = pret_raw
+    out["checkpoint"] = record["checkpoint"]
+    out["train_month"] = record["train_month"]
+    if pret_gan_off is not None:
+        out["pret_gan_off"] = pret_gan_off
+    traded = bars[bars["volume"] > 0]
+    adj = traded.assign(adj_close=traded["close"] * traded["adj_factor"])
+    reversal = reversal_20d(adj[["ts_code", "trade_date", "adj_close"]], rebalance_date)
+    out["reversal_20d"] = out["ts_code"].map(reversal).to_numpy(dtype=float)
+    return out

@@ -37,60 +37,26 @@ import pandas as pd
 
 from factor_pipeline.config import FactorConfig
 from factor_pipeline.market.trading_rules import EXCLUDED_FROM_ATTRIBUTION
+from factor_pipeline.stats import pearson
 
 MONTHS_PER_YEAR = 12
 ONE_YEAR_MONTHS = 12
 TOP_INDUSTRIES = 5
-# Relative tolerance below which a standard deviation is rounding noise of a constant series.
-_REL_STD_TOL = 1e-12
 
 PANEL_COLUMNS = ("ts_code", "industry", "factor", "buyable", "fwd_return")
 
 
-# ---------------------------------------------------------------------------------------------
-# Correlations
-
-
-def _pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
-    """The values of two aligned series where both are present (the "pairs with both values")."""
-    x = np.asarray(x, dtype="float64")
-    y = np.asarray(y, dtype="float64")
-    keep = np.isfinite(x) & np.isfinite(y)
-    return x[keep], y[keep]
-
-
-def _pearson_arrays(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 2:
-        return math.nan
-    dx = x - x.mean()
-    dy = y - y.mean()
-    sx = math.sqrt(float(dx @ dx))
-    sy = math.sqrt(float(dy @ dy))
-    # A constant variable has no correlation with anything; without this check rounding noise in a
-    # "constant" column could produce a spurious +-1.
-    if sx <= _REL_STD_TOL * max(1.0, float(np.abs(x).max())) * math.sqrt(len(x)):
-        return math.nan
-    if sy <= _REL_STD_TOL * max(1.0, float(np.abs(y).max())) * math.sqrt(len(y)):
-        return math.nan
-    return float(np.clip((dx @ dy) / (sx * sy), -1.0, 1.0))
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    # pandas' "average" method gives tied values the mean of the ranks they span (METRICS.md).
-    return pd.Series(x).rank(method="average").to_numpy()
-
-
-def pearson(x, y) -> float:
-    """Pearson correlation over the pairs with both values; NaN below two pairs or with no spread."""
-    return _pearson_arrays(*_pairs(x, y))
+def pair_count(x, y) -> int:
+    """The number of stocks with both values, the pairs a correlation is computed over."""
+    return int((np.isfinite(np.asarray(x, dtype="float64")) & np.isfinite(np.asarray(y, dtype="float64"))).sum())
 
 
 def spearman(x, y) -> float:
-    """Spearman correlation: Pearson of the average ranks, ranked within the same pairs."""
-    a, b = _pairs(x, y)
-    if len(a) < 2:
-        return math.nan
-    return _pearson_arrays(_average_ranks(a), _average_ranks(b))
+    """Spearman correlation: Pearson of the average ranks (METRICS.md), ranked within the pairs with both values."""
+    x, y = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    keep = np.isfinite(x) & np.isfinite(y)
+    # pandas' "average" method gives tied values the mean of the ranks they span.
+    return pearson(pd.Series(x[keep]).rank(method="average"), pd.Series(y[keep]).rank(method="average"))
 
 
 def oracle_ic(expected: pd.Series, fwd_return: pd.Series) -> float:
@@ -241,11 +207,11 @@ def _industry_tables(panel: pd.DataFrame, cfg: FactorConfig) -> tuple[pd.DataFra
     ic_rows, excess_rows = [], []
     attributable = panel[panel["industry"].notna() & (panel["industry"] != EXCLUDED_FROM_ATTRIBUTION)]
     for industry, sub in attributable.groupby("industry", sort=True):
-        x, y = _pairs(sub["factor"], sub["fwd_return"])
+        pairs = pair_count(sub["factor"], sub["fwd_return"])
         # Industries with too few pairs stay in the table with a NaN IC, so that a reader sees why
         # they are missing from the top-5 lists.
-        ic = _pearson_arrays(x, y) if len(x) >= cfg.industry_min_stocks else math.nan
-        ic_rows.append({"industry": industry, "ic": ic, "n_stocks": int(len(x))})
+        ic = pearson(sub["factor"], sub["fwd_return"]) if pairs >= cfg.industry_min_stocks else math.nan
+        ic_rows.append({"industry": industry, "ic": ic, "n_stocks": pairs})
 
         buyable = sub[sub["buyable"]]
         order = _order(buyable["ts_code"], buyable["factor"])
@@ -287,9 +253,8 @@ def evaluate_month(
       industry's U(m) mean. Conglomerates are left out of both industry tables.
     """
     panel = _check_panel(panel)
-    x, y = _pairs(panel["factor"], panel["fwd_return"])
-    ic = _pearson_arrays(x, y)
-    rank_ic = _pearson_arrays(_average_ranks(x), _average_ranks(y)) if len(x) >= 2 else math.nan
+    ic = pearson(panel["factor"], panel["fwd_return"])
+    rank_ic = spearman(panel["factor"], panel["fwd_return"])
 
     top_codes = top_group(panel, cfg.n_groups)
     long_return = _mean(panel.loc[panel["ts_code"].astype(str).isin(top_codes), "fwd_return"])
@@ -300,7 +265,7 @@ def evaluate_month(
         month=month,
         ic=ic,
         rank_ic=rank_ic,
-        n_stocks=int(len(x)),
+        n_stocks=pair_count(panel["factor"], panel["fwd_return"]),
         long_return=long_return,
         benchmark_return=benchmark,
         excess_return=long_return - benchmark,

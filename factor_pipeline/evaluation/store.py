@@ -1,4 +1,5 @@
-"""Evaluating one month's factor and writing the report: the file handling around metrics.py and report.py.
+"""The evaluation stage's reads and writes in the home: scoring a month into its factor table, evaluating
+it, and writing the report, around the pure factor_table.py, metrics.py and report.py.
 
 R(i,m) runs from the close of d(m) to the close of d(m+1). When d(m+1) has not closed yet (the newest
 month), R runs to the newest bar available and the month is marked incomplete with that "as of" date: it
@@ -11,11 +12,37 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from factor_pipeline.evaluation import metrics
+from factor_pipeline.evaluation import factor_table, metrics
 from factor_pipeline.market import session_calendar
 from factor_pipeline.evaluation import report
 from factor_pipeline.config import Config
 from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_bytes, write_json, write_parquet
+
+def score_and_store(layout: Layout, month: str, cfg: Config) -> tuple[pd.DataFrame, dict]:
+    """Score the month's rebalance-date samples with the checkpoint its model month trained, build the factor
+    table and write it; returns the table and the checkpoint record."""
+    from factor_pipeline.features import windows
+    from factor_pipeline.model import training
+
+    layout.verify("gru_checkpoint", month)
+    record = read_json(layout.partition_path("gru_checkpoint", month))
+    rebalance = session_calendar.rebalance_date(month)
+    layout.verify("samples", month)
+    X, table = windows.load_samples(layout.dataset("samples"), [month], eligible_only=True)
+    on_date = (table["trade_date"] == rebalance).to_numpy()
+    X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
+    if len(table) == 0:
+        raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")
+    pret_raw = training.predict_month(layout, X, record["checkpoint"], cfg, table)
+    pret_gan_off = None
+    if "gan_off_checkpoint" in record:
+        pret_gan_off = training.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}), table)
+    months = session_calendar.months_back(month, factor_table.REVERSAL_HISTORY_MONTHS, first=layout.first_month)
+    bars = read_months(layout, "raw_bars/daily", months)
+    out = factor_table.build_factor_table(table, pret_raw, record, bars, rebalance, cfg.factor.neutralize, pret_gan_off)
+    write_parquet(out, layout.partition("factor", month), layout.stamp("factor", month))
+    return out, record
+
 
 EVAL_TABLES = ("ic", "portfolio", "industry_ic", "industry_long_excess", "baselines", "holdings")
 BASELINE_COLUMNS = {"reversal_20d": "20-day reversal", "pret_gan_off": "GRU, GAN off"}

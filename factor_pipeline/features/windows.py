@@ -20,6 +20,7 @@ from factor_pipeline.market import trading_rules
 from factor_pipeline.market import session_calendar
 from factor_pipeline import storage
 from factor_pipeline.config import SampleConfig
+from factor_pipeline.stats import MAD_SCALE, standardise, zscore
 
 FEATURE_NAMES: tuple[str, ...] = (
     "close",
@@ -82,7 +83,6 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
 )
 FEATURE_COLUMNS: tuple[str, ...] = ("ts_code", "trade_date", "month", *FEATURE_NAMES, "adj_close")
 
-MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of a normal distribution's std
 # Half a price tick: on-grid closes are either at the limit or at least a tick below it, and a close
 # that is off the grid by rounding noise still counts as at the limit.
 _LIMIT_TOLERANCE = 0.005
@@ -198,25 +198,6 @@ def _median_of_sorted(ordered: np.ndarray, count: np.ndarray) -> np.ndarray:
     return median
 
 
-def _standardised(centred: np.ndarray, constant: np.ndarray, axis: int) -> np.ndarray:
-    """centred / its population std along ``axis``, in place; zeros where ``constant``."""
-    std = np.sqrt(np.mean(np.square(centred), axis=axis, keepdims=True))
-    std[constant] = 1.0
-    centred /= std
-    centred *= ~constant
-    return centred
-
-
-def _zscore(x: np.ndarray, axis: int) -> np.ndarray:
-    """z-score along ``axis`` (population std); a series whose values are all equal becomes zeros.
-
-    Constancy is tested as max == min rather than std == 0 because the mean of equal values can be
-    off by an ulp, which would blow rounding noise up to +-1.
-    """
-    constant = x.max(axis=axis, keepdims=True) == x.min(axis=axis, keepdims=True)
-    return _standardised(x - x.mean(axis=axis, keepdims=True), constant, axis)
-
-
 def _standardise_series(raw: np.ndarray, mad_clip: float) -> np.ndarray:
     """Per sample and feature along the steps: fill NaN with the median, clip, z-score.
 
@@ -226,7 +207,7 @@ def _standardise_series(raw: np.ndarray, mad_clip: float) -> np.ndarray:
     """
     filled, constant = _clipped_series(raw, mad_clip)
     filled -= filled.mean(axis=-1, keepdims=True)
-    return np.swapaxes(_standardised(filled, constant[..., None], axis=-1), 1, 2)
+    return np.swapaxes(standardise(filled, constant[..., None], axis=-1), 1, 2)
 
 
 def _clipped_series(raw: np.ndarray, mad_clip: float) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +252,7 @@ def scale_steps(features: pd.DataFrame, samples: pd.DataFrame, cfg: SampleConfig
     for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, len(rows)]):
         raw = values[window_end[lo:hi, None] + steps][..., keep]
         filled, _ = _clipped_series(raw, cfg.mad_clip)
-        out[lo:hi] = _zscore(np.swapaxes(filled, 1, 2), axis=0)
+        out[lo:hi] = zscore(np.swapaxes(filled, 1, 2), axis=0)
     return out
 
 
@@ -424,7 +405,7 @@ def _gather_and_standardise(values, window_end, t_position, cfg) -> tuple[np.nda
     # Processing per date bounds the float64 temporaries to one cross-section.
     for lo, hi in zip(np.r_[0, boundaries], np.r_[boundaries, n]):
         raw = values[window_end[lo:hi, None] + steps]
-        X[lo:hi] = _zscore(_standardise_series(raw, cfg.mad_clip), axis=0)
+        X[lo:hi] = zscore(_standardise_series(raw, cfg.mad_clip), axis=0)
         side[lo:hi] = _side_inputs(raw)
     if not np.isfinite(X).all():
         raise AssertionError("standardised samples hold a non-finite value")

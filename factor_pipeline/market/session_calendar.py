@@ -308,6 +308,12 @@ def months_between(first: str, last: str) -> list[str]:
     return [p.strftime("%Y-%m") for p in pd.period_range(start, end, freq="M")]
 
 
+def months_back(month: str, back: int, forward: int = 0, first: str | None = None) -> list[str]:
+    """Months month-back..month+forward that can hold data: from FIRST_MONTH and ``first`` (a source's first month) on."""
+    start = max(shift_month(month, -back), FIRST_MONTH, first or "")
+    return months_between(start, shift_month(month, forward))
+
+
 def session_position(date) -> int:
     """Index of the session ``date`` in the calendar (sessions counted from CALENDAR_START)."""
     sessions = all_sessions()

@@ -38,6 +38,7 @@ from torch import nn
 
 from factor_pipeline.model import precision
 from factor_pipeline.config import ModelConfig
+from factor_pipeline.stats import pearson, zscore
 from factor_pipeline.model.gru_bf16 import GRULayerCPUBF16
 from factor_pipeline.storage import atomic_path, write_json
 
@@ -192,14 +193,6 @@ def ic_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(p * t).sum()
 
 
-def pearson_ic(pred: np.ndarray, target: np.ndarray) -> float:
-    """Pearson IC in float64; 0 when either side is constant (the IC is then undefined)."""
-    p = np.asarray(pred, dtype=np.float64) - np.mean(pred)
-    t = np.asarray(target, dtype=np.float64) - np.mean(target)
-    denom = math.sqrt(float(p @ p) * float(t @ t))
-    return float(p @ t) / denom if denom > 0 else 0.0
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -320,8 +313,9 @@ def _to_tensors(days, device):
 
 def _validation_ic(model: nn.Module, days) -> float:
     with torch.no_grad():
-        ics = [pearson_ic(model(X).double().cpu().numpy(), y.double().cpu().numpy()) for X, y in days]
-    return float(np.mean(ics))
+        ics = [pearson(model(X).double().cpu().numpy(), y.double().cpu().numpy()) for X, y in days]
+    # A date whose predictions are constant ranks nobody: it counts as no skill, not as a missing date.
+    return float(np.mean(np.nan_to_num(ics, nan=0.0)))
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor, prec: str) -> torch.Tensor:
@@ -403,11 +397,6 @@ def unpack_ensemble(state: dict) -> list[dict]:
     return [members[i] for i in sorted(members)]
 
 
-def _standardised(values: np.ndarray) -> np.ndarray:
-    std = values.std()
-    return (values - values.mean()) / std if std > 0 else np.zeros_like(values)
-
-
 def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int = 4096) -> np.ndarray:
     """pRet for every sample of X [N, T, F], float64 [N].
 
@@ -417,7 +406,7 @@ def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, 
     """
     members = unpack_ensemble(state_dict)
     if len(members) > 1:
-        return np.mean([_standardised(_predict_one(m, X, cfg, n_features, batch_size)) for m in members], axis=0)
+        return np.mean([zscore(_predict_one(m, X, cfg, n_features, batch_size)) for m in members], axis=0)
     return _predict_one(members[0], X, cfg, n_features, batch_size)
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from factor_pipeline.market import session_calendar
 from factor_pipeline.config import Config
+from factor_pipeline.stats import MAD_SCALE, zscore
 from factor_pipeline.storage import Layout, StorageError, read_months
 
 Log = Callable[[str], None]
@@ -134,13 +135,7 @@ class TrainingData:
         return np.concatenate(self.y[: self.n_train])
 
 
-def _zscore(values: np.ndarray) -> np.ndarray:
-    std = values.std()
-    return ((values - values.mean()) / std).astype(np.float32) if std > 0 else np.zeros_like(values, dtype=np.float32)
-
-
 WINSOR_LIMIT = 3.0  # in robust standard deviations (1.4826 x MAD) of the date's labels
-MAD_SCALE = 1.4826
 
 
 def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
@@ -150,16 +145,16 @@ def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
     jumps cannot dominate a Pearson loss; "rank" keeps only the order.
     """
     if how == "zscore":
-        return _zscore(values)
+        return zscore(values).astype(np.float32)
     if how == "winsor":
         # Robust units (median, MAD): an outlier inflates the standard deviation it would be clipped by.
         median = np.median(values)
         mad = np.median(np.abs(values - median)) * MAD_SCALE
         if mad == 0:
-            return _zscore(values)
-        return _zscore(np.clip((values - median) / mad, -WINSOR_LIMIT, WINSOR_LIMIT))
+            return zscore(values).astype(np.float32)
+        return zscore(np.clip((values - median) / mad, -WINSOR_LIMIT, WINSOR_LIMIT)).astype(np.float32)
     if how == "rank":
-        return _zscore(pd.Series(values).rank(method="average").to_numpy(dtype=np.float64))
+        return zscore(pd.Series(values).rank(method="average").to_numpy(dtype=np.float64)).astype(np.float32)
     raise ValueError(f"unknown label transform {how!r}")
 
 
@@ -339,7 +334,7 @@ def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
             continue
         quantiles = (pd.Series(y_gen[chunk]).rank(method="average").to_numpy() - 0.5) / len(chunk)
         mapped = np.quantile(y_d.astype(np.float64), quantiles)
-        labels = _zscore(np.concatenate([y_d.astype(np.float64), mapped]))
+        labels = zscore(np.concatenate([y_d.astype(np.float64), mapped])).astype(np.float32)
         out.append((np.concatenate([X_d, X_gen[chunk]]), labels))
     return out
 

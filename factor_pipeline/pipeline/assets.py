@@ -8,23 +8,22 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from factor_pipeline.pipeline import checks
-from factor_pipeline.pipeline import partitions
+from factor_pipeline.config import PROFILES, profile_config
+from factor_pipeline.evaluation import factor_table
+from factor_pipeline.features import windows as feature_stage
 from factor_pipeline.market import session_calendar
 from factor_pipeline.model import training
-from factor_pipeline.features import windows as feature_stage
-from factor_pipeline.config import PROFILES, profile_config
+from factor_pipeline.pipeline import checks, partitions
 from factor_pipeline.pipeline.executors import TRAINING_OP_TAGS
 from factor_pipeline.pipeline.resources import PipelineResource
-from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_json, write_parquet
 from factor_pipeline.pipeline.views import ensure_views
+from factor_pipeline.storage import StorageError, read_json, read_months, write_json, write_parquet
 
 monthly = partitions.monthly_partitions()
 # Lookbacks are properties of the code (features) and of the profile (the training window).
 # The longest training window of any profile, so that the asset graph is the same whatever the environment;
 # the backfill plan drops the months a source does not have, and each step reads only its own window.
 MODEL_LOOKBACK = max(training.lookback_months(profile_config(profile)) for profile in PROFILES)
-REVERSAL_LOOKBACK = 2
 
 # Only I/O on the source can fail transiently (a network filesystem, a file still being copied); bad data,
 # missing upstream months and training cannot, so nothing else retries.
@@ -45,13 +44,6 @@ def _history(asset: str, months_back: int, months_forward: int = 0) -> dg.AssetI
         partition_mapping=mapping,
         dagster_type=dg.Nothing,
     )
-
-
-def _months(layout: Layout, month: str, back: int, forward: int = 0) -> list[str]:
-    """Months m-back..m+forward that exist: from the first partition and the source's first month on."""
-    first_data = layout.identity.first_month if layout.identity else None
-    first = max(session_calendar.shift_month(month, -back), session_calendar.FIRST_MONTH, first_data or "")
-    return session_calendar.months_between(first, session_calendar.shift_month(month, forward))
 
 
 def _png_markdown(png: bytes, alt: str) -> str:
@@ -106,7 +98,7 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     """The 18 daily volume-price features of every stock and traded day of the month, computed in DuckDB on adjusted prices."""
     month = context.partition_key
     layout = pipeline.layout
-    daily = read_months(layout, "raw_bars/daily", _months(layout, month, feature_stage.FEATURE_LOOKBACK_MONTHS))
+    daily = read_months(layout, "raw_bars/daily", session_calendar.months_back(month, feature_stage.FEATURE_LOOKBACK_MONTHS, first=layout.first_month))
     table = feature_stage.compute_features(daily, month)
     write_parquet(table, layout.partition("features", month), layout.stamp("features", month))
     _finish(context, pipeline)
@@ -130,8 +122,8 @@ def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
     """Every listed stock on the month's sample dates: universe flags and its preprocessed 40 x 18 sequence."""
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
-    history = read_months(layout, "features", _months(layout, month, feature_stage.SEQUENCE_LOOKBACK_MONTHS))
-    daily = read_months(layout, "raw_bars/daily", _months(layout, month, 1))
+    history = read_months(layout, "features", session_calendar.months_back(month, feature_stage.SEQUENCE_LOOKBACK_MONTHS, first=layout.first_month))
+    daily = read_months(layout, "raw_bars/daily", session_calendar.months_back(month, 1, first=layout.first_month))
     stocks = read_months(layout, "raw_bars/stocks", [month])
     X, table = feature_stage.build_samples(history, daily, stocks, month, cfg.samples)
     feature_stage.save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month))
@@ -248,51 +240,22 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
     ins={
         "gru_checkpoint": dg.AssetIn(dagster_type=dg.Nothing),
         "samples": dg.AssetIn(dagster_type=dg.Nothing),
-        "raw_bars": _history("raw_bars", REVERSAL_LOOKBACK),
+        "raw_bars": _history("raw_bars", factor_table.REVERSAL_HISTORY_MONTHS),
     },
     check_specs=[checks.PRET_CHECK],
 )
 def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """pRet of every eligible stock on the rebalance date, with the 20-day reversal and GAN-off baselines beside it."""
-    from factor_pipeline.evaluation import factor_table
+    from factor_pipeline.evaluation import store as evaluation_store
 
     month = context.partition_key
-    layout, cfg = pipeline.layout, pipeline.config
-    layout.verify("gru_checkpoint", month)
-    record = read_json(layout.partition_path("gru_checkpoint", month))
-    rebalance = session_calendar.rebalance_date(month)
-    layout.verify("samples", month)
-    X, table = feature_stage.load_samples(layout.dataset("samples"), [month], eligible_only=True)
-    on_date = (table["trade_date"] == rebalance).to_numpy()
-    X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
-    if len(table) == 0:
-        raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")
-    raw = training.predict_month(layout, X, record["checkpoint"], cfg, table)
-    out = table[["month", "trade_date", "ts_code", "industry", "buyable", "log_float_mcap"]].rename(
-        columns={"trade_date": "rebalance_date"}
-    )
-    out["pret_raw"] = raw
-    index = out["ts_code"]
-    if cfg.factor.neutralize:
-        out["pret"] = factor_table.neutralize(
-            pd.Series(raw, index=index), out.set_index("ts_code")["industry"], out.set_index("ts_code")["log_float_mcap"]
-        ).to_numpy()
-    else:
-        out["pret"] = raw
-    out["checkpoint"] = record["checkpoint"]
-    out["train_month"] = record["train_month"]
-    if "gan_off_checkpoint" in record:
-        out["pret_gan_off"] = training.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}), table)
-    daily = read_months(layout, "raw_bars/daily", _months(layout, month, REVERSAL_LOOKBACK))
-    adj = daily.assign(adj_close=daily["close"] * daily["adj_factor"])[daily["volume"] > 0]
-    reversal = factor_table.reversal_20d(adj[["ts_code", "trade_date", "adj_close"]], rebalance)
-    out["reversal_20d"] = out["ts_code"].map(reversal).to_numpy(dtype=float)
-    write_parquet(out, layout.partition("factor", month), layout.stamp("factor", month))
+    out, record = evaluation_store.score_and_store(pipeline.layout, month, pipeline.config)
+    raw = out["pret_raw"].to_numpy()
     _finish(context, pipeline)
     return dg.MaterializeResult(
         metadata={
             "stocks": len(out),
-            "rebalance_date": str(rebalance.date()),
+            "rebalance_date": str(out["rebalance_date"].iloc[0].date()),
             "checkpoint": record["checkpoint"],
             "train_month": record["train_month"],
             "pret_mean": float(np.mean(raw)),

@@ -1,0 +1,59 @@
+"""The statistics every stage shares: one z-score and one Pearson correlation, each with one rule for
+constant input.
+
+The rule: values whose spread is within rounding noise of their magnitude are constant. A constant
+input has no scores (its z-scores are all 0, the neutral score) and no correlation with anything
+(NaN). Testing the spread rather than ``std == 0`` matters because the mean of equal floats can be off
+by an ulp, and dividing by that ulp's std would turn rounding noise into scores of +-1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# A spread this small relative to the values' magnitude is rounding noise.
+REL_TOL = 1e-12
+MAD_SCALE = 1.4826  # makes the MAD a consistent estimator of a normal distribution's std
+
+
+def is_constant(x: np.ndarray, axis=None, keepdims: bool = False) -> np.ndarray:
+    """Whether the (finite) values along ``axis`` are constant under the module's rule."""
+    high, low = x.max(axis=axis, keepdims=keepdims), x.min(axis=axis, keepdims=keepdims)
+    magnitude = np.maximum(1.0, np.maximum(np.abs(high), np.abs(low)))
+    return (high - low) <= REL_TOL * magnitude
+
+
+def standardise(centred: np.ndarray, constant: np.ndarray, axis) -> np.ndarray:
+    """centred / its population std along ``axis``, in place; zeros where ``constant``."""
+    std = np.sqrt(np.mean(np.square(centred), axis=axis, keepdims=True))
+    std[constant] = 1.0
+    centred /= std
+    centred *= ~constant
+    return centred
+
+
+def zscore(x, axis=None) -> np.ndarray:
+    """z-score of finite values along ``axis`` (population std, so the scores have variance 1), float64.
+
+    Constant values (and a single value) score 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return x.copy()
+    constant = np.asarray(is_constant(x, axis=axis, keepdims=True))
+    return standardise(x - x.mean(axis=axis, keepdims=True), constant, axis)
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation over the pairs where both values are finite; NaN below two pairs or when
+    either side is constant."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 2 or is_constant(x) or is_constant(y):
+        return math.nan
+    dx = x - x.mean()
+    dy = y - y.mean()
+    return float(np.clip((dx @ dy) / (math.sqrt(float(dx @ dx)) * math.sqrt(float(dy @ dy))), -1.0, 1.0))
