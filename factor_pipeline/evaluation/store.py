@@ -1,5 +1,5 @@
 """The evaluation stage's reads and writes in the home: scoring a month into its factor table, evaluating
-it, and writing the report, around the pure factor_table.py, metrics.py and report.py.
+it, and writing the report, around the pure factor_table.py, metrics.py and report/.
 
 R(i,m) runs from the close of d(m) to the close of d(m+1). When d(m+1) has not closed yet (the newest
 month), R runs to the newest bar available and the month is marked incomplete with that "as of" date: it
@@ -8,15 +8,17 @@ supplies the report's latest IC, and is kept out of the return statistics until 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
-from factor_pipeline.evaluation import factor_table, metrics
-from factor_pipeline.market import session_calendar
-from factor_pipeline.evaluation import report
 from factor_pipeline.config import Config
+from factor_pipeline.evaluation import factor_table, metrics
+from factor_pipeline.evaluation.report.plots import plot_ic, plot_industry_ic, plot_nav
+from factor_pipeline.evaluation.report.render import render_html, render_markdown
+from factor_pipeline.evaluation.report.tables import format_table
+from factor_pipeline.market import session_calendar
 from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_bytes, write_json, write_parquet
+
 
 def score_and_store(layout: Layout, month: str, cfg: Config) -> tuple[pd.DataFrame, dict]:
     """Score the month's rebalance-date samples with the checkpoint its model month trained, build the factor
@@ -225,18 +227,18 @@ def write_report(layout: Layout, month: str, cfg: Config) -> dict:
     tables = read_evaluations(layout, month)
     summary, baselines = summaries(tables, cfg)
     images = {
-        "ic": report.plot_ic(tables["ic"]),
-        "nav": report.plot_nav(tables["portfolio"]),
-        "industry_ic": report.plot_industry_ic(tables["industry_ic"]),
+        "ic": plot_ic(tables["ic"]),
+        "nav": plot_nav(tables["portfolio"]),
+        "industry_ic": plot_industry_ic(tables["industry_ic"]),
     }
     directory = layout.reports / month
     for name, png in images.items():
         write_bytes(png, directory / f"{name}.png")
-    table = report.format_table(summary, baselines)
-    markdown = report.render_markdown(summary, baselines, {name: f"{name}.png" for name in images})
+    table = format_table(summary, baselines)
+    markdown = render_markdown(summary, baselines, {name: f"{name}.png" for name in images})
     write_bytes(table.encode(), directory / "table.txt")
     write_bytes(markdown.encode(), directory / "report.md")
-    write_bytes(report.render_html(summary, baselines, images).encode(), directory / "report.html")
+    write_bytes(render_html(summary, baselines, images).encode(), directory / "report.html")
     write_json({"month": month, "summary": summary, "baselines": baselines}, directory / "summary.json")
     write_json({"month": month}, layout.reports / "latest.json")
     return {"markdown": directory / "report.md", "html": directory / "report.html", "table": table, "images": images}

@@ -156,7 +156,7 @@ _model_history = {
 )
 def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The GAN stage of the month's model: an LSTM generator and CNN discriminator trained on its training window."""
-    from factor_pipeline.evaluation import report
+    from factor_pipeline.evaluation.report.plots import plot_curves
 
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
@@ -175,7 +175,7 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
             "steps_run": side["steps_run"],
             "stop_reason": side["stop_reason"],
             "losses": dg.MetadataValue.md(
-                _png_markdown(report.plot_curves({"generator": side["g_loss"], "discriminator": side["d_loss"]}, "GAN losses"), "GAN losses")
+                _png_markdown(plot_curves({"generator": side["g_loss"], "discriminator": side["d_loss"]}, "GAN losses"), "GAN losses")
             ),
             "real_vs_generated": dg.MetadataValue.md(pd.DataFrame(side["similarity"]).round(4).to_markdown(index=False)),
         }
@@ -194,7 +194,7 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
 )
 def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The GRU(128,128)+MLP(256,64,64) checkpoint behind the month's factor: trained at a retrain month, else the newest one."""
-    from factor_pipeline.evaluation import report
+    from factor_pipeline.evaluation.report.plots import plot_curves
 
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
@@ -216,7 +216,7 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
         record["gan_off_checkpoint"] = off.checkpoint_id
     write_json({**record, "provenance": layout.stamp("gru_checkpoint", month)}, layout.partition_path("gru_checkpoint", month))
     side = main.sidecar
-    curves = report.plot_curves({"train loss (-IC)": side["train_loss"], "validation IC": side["val_ic"]}, "GRU training")
+    curves = plot_curves({"train loss (-IC)": side["train_loss"], "validation IC": side["val_ic"]}, "GRU training")
     return dg.MaterializeResult(
         metadata={
             **record,

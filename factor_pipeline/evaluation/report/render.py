@@ -1,0 +1,87 @@
+"""The report as documents: Markdown beside its PNG files, and one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+from factor_pipeline.evaluation.report.tables import FACTOR_NAME, industry_sections, metric_table, partial_note, period
+
+
+def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(c) for c in header) + " |"]
+    lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
+    return lines
+
+
+def render_markdown(
+    summary: dict, baselines: dict[str, dict] | None, images: dict[str, str], *, factor_name: str = FACTOR_NAME
+) -> str:
+    """The report as Markdown; ``images`` maps a figure name to its PNG path relative to the file."""
+    header, body = metric_table(summary, baselines, factor_name)
+    lines = [f"# {factor_name} factor report", "", f"Evaluation months: {period(summary)}.", ""]
+    lines += _md_table(header, body)
+    note = partial_note(summary)
+    if note:
+        lines += ["", f"> {note}"]
+    for title, rows in industry_sections(summary):
+        lines += ["", f"## {title}", ""]
+        if rows:
+            lines += _md_table(["Industry", "Value"], [list(r) for r in rows])
+        else:
+            lines.append("(no industry with enough stocks)")
+    if images:
+        lines += ["", "## Figures"]
+        for name, path in images.items():
+            lines += ["", f"![{name}]({path})"]
+    return "\n".join(lines) + "\n"
+
+
+def _html_table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+_CSS = (
+    "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px}"
+    "td:not(:first-child),th:not(:first-child){text-align:right}img{max-width:100%}"
+    ".note{background:#fff7e0;padding:.5em 1em}"
+)
+
+
+def render_html(
+    summary: dict, baselines: dict[str, dict] | None, images: dict[str, bytes], *, factor_name: str = FACTOR_NAME
+) -> str:
+    """The report as one self-contained HTML page: the PNGs are embedded as base64 data URIs."""
+    header, body = metric_table(summary, baselines, factor_name)
+    title = html.escape(f"{factor_name} factor report")
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head><body>',
+        f"<h1>{title}</h1>",
+        f"<p>Evaluation months: {html.escape(period(summary))}.</p>",
+        _html_table(header, body),
+    ]
+    note = partial_note(summary)
+    if note:
+        parts.append(f'<p class="note">{html.escape(note)}</p>')
+    for section, rows in industry_sections(summary):
+        parts.append(f"<h2>{html.escape(section)}</h2>")
+        if rows:
+            parts.append(_html_table(["Industry", "Value"], [list(r) for r in rows]))
+        else:
+            parts.append("<p>(no industry with enough stocks)</p>")
+    if images:
+        parts.append("<h2>Figures</h2>")
+        for name, data in images.items():
+            encoded = base64.b64encode(data).decode("ascii")
+            parts.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
+                         f"<figcaption>{html.escape(name)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
