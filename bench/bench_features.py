@@ -24,7 +24,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from factor_pipeline.features import windows
+from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, FEATURE_NAMES, compute_features
+from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples
+from factor_pipeline.features.store import load_samples, save_samples
 from factor_pipeline.market import session_calendar
 from factor_pipeline.config import SampleConfig
 
@@ -35,7 +37,7 @@ SIZES = (500, 1000, 2000, 5000)
 def generate_bars(n_stocks: int, month: str = MONTH, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Canonical daily bars covering everything one month's features and samples read, plus stocks."""
     rng = np.random.default_rng(seed)
-    first_month = session_calendar.shift_month(month, -(windows.SEQUENCE_LOOKBACK_MONTHS + windows.FEATURE_LOOKBACK_MONTHS))
+    first_month = session_calendar.shift_month(month, -(SEQUENCE_LOOKBACK_MONTHS + FEATURE_LOOKBACK_MONTHS))
     sessions = session_calendar.sessions_between(session_calendar.month_sessions(first_month)[0], session_calendar.rebalance_date(month))
     T, n = len(sessions), n_stocks
     codes = np.array([f"{600000 + i:06d}.SH" if i % 3 else f"{i:06d}.SZ" for i in range(n)], dtype=object)
@@ -165,7 +167,7 @@ def pandas_features_per_stock(daily: pd.DataFrame, month: str) -> pd.DataFrame:
 
 
 def _max_rel_diff(baseline: pd.DataFrame, ours: pd.DataFrame) -> float:
-    names = list(windows.FEATURE_NAMES)
+    names = list(FEATURE_NAMES)
     assert len(baseline) == len(ours)
     a, b = baseline[names].to_numpy(dtype=float), ours[names].to_numpy(dtype=float)
     assert np.array_equal(np.isnan(a), np.isnan(b))
@@ -175,19 +177,19 @@ def _max_rel_diff(baseline: pd.DataFrame, ours: pd.DataFrame) -> float:
 def run_size(n_stocks: int) -> dict:
     cfg = SampleConfig()
     daily, stocks = generate_bars(n_stocks)
-    feature_months = months_window(MONTH, windows.SEQUENCE_LOOKBACK_MONTHS)
+    feature_months = months_window(MONTH, SEQUENCE_LOOKBACK_MONTHS)
     stored = [
-        windows.compute_features(bars_of(daily, months_window(m, windows.FEATURE_LOOKBACK_MONTHS)), m)
+        compute_features(bars_of(daily, months_window(m, FEATURE_LOOKBACK_MONTHS)), m)
         for m in feature_months[:-1]
     ]
-    month_bars = bars_of(daily, months_window(MONTH, windows.FEATURE_LOOKBACK_MONTHS))
+    month_bars = bars_of(daily, months_window(MONTH, FEATURE_LOOKBACK_MONTHS))
     flag_bars = bars_of(daily, months_window(MONTH, 1))
 
     start = time.perf_counter()
-    month_features = windows.compute_features(month_bars, MONTH)
+    month_features = compute_features(month_bars, MONTH)
     features_s = time.perf_counter() - start
     start = time.perf_counter()
-    X, samples = windows.build_samples(pd.concat([*stored, month_features], ignore_index=True), flag_bars, stocks, MONTH, cfg)
+    X, samples = build_samples(pd.concat([*stored, month_features], ignore_index=True), flag_bars, stocks, MONTH, cfg)
     samples_s = time.perf_counter() - start
 
     ours = month_features.sort_values(["ts_code", "trade_date"]).reset_index(drop=True)
@@ -200,9 +202,9 @@ def run_size(n_stocks: int) -> dict:
     max_diff = max(_max_rel_diff(vectorised, ours), _max_rel_diff(per_stock, ours))
 
     with tempfile.TemporaryDirectory() as directory:
-        windows.save_samples(directory, MONTH, X, samples)
+        save_samples(directory, MONTH, X, samples)
         start = time.perf_counter()
-        loaded, _ = windows.load_samples(directory, [MONTH])
+        loaded, _ = load_samples(directory, [MONTH])
         load_s = time.perf_counter() - start
     assert loaded.shape == X.shape
 

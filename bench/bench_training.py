@@ -31,10 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 from factor_pipeline.evaluation import metrics
 from factor_pipeline.evaluation import factor_table
-from factor_pipeline.features import windows
+from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, compute_features
+from factor_pipeline.features.labels import compute_labels, forward_returns
+from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples, scale_steps
 from factor_pipeline.model import gan
 from factor_pipeline.model import gru
 from factor_pipeline.market import session_calendar
+from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
 from factor_pipeline.config import SEED_TRAINING, Config, profile_config  # noqa: E402
 from factor_pipeline.market.synthetic import generate_market  # noqa: E402
@@ -135,16 +138,16 @@ class Dataset:
         stocks = market.stocks
         by_month = {m: g for m, g in daily.groupby("month")}
         feats: dict[str, pd.DataFrame] = {}
-        feature_months = month_range(session_calendar.shift_month(self.months[0], -windows.SEQUENCE_LOOKBACK_MONTHS), self.months[-1])
+        feature_months = month_range(session_calendar.shift_month(self.months[0], -SEQUENCE_LOOKBACK_MONTHS), self.months[-1])
         for m in feature_months:
-            history = [by_month[k] for k in month_range(session_calendar.shift_month(m, -windows.FEATURE_LOOKBACK_MONTHS), m) if k in by_month]
-            feats[m] = windows.compute_features(pd.concat(history, ignore_index=True), m)
+            history = [by_month[k] for k in month_range(session_calendar.shift_month(m, -FEATURE_LOOKBACK_MONTHS), m) if k in by_month]
+            feats[m] = compute_features(pd.concat(history, ignore_index=True), m)
         arrays, steps, frames, offset = [], [], [], 0
         for m in self.months:
-            history = pd.concat([feats[k] for k in month_range(session_calendar.shift_month(m, -windows.SEQUENCE_LOOKBACK_MONTHS), m)], ignore_index=True)
+            history = pd.concat([feats[k] for k in month_range(session_calendar.shift_month(m, -SEQUENCE_LOOKBACK_MONTHS), m)], ignore_index=True)
             bars = pd.concat([by_month[k] for k in (session_calendar.shift_month(m, -1), m) if k in by_month], ignore_index=True)
-            X, table = windows.build_samples(history, bars, _stocks_as_of(stocks, m), m, self.cfg.samples)
-            steps.append(windows.scale_steps(history, table, self.cfg.samples))
+            X, table = build_samples(history, bars, _stocks_as_of(stocks, m), m, self.cfg.samples)
+            steps.append(scale_steps(history, table, self.cfg.samples))
             table = table[table["seq_index"] >= 0].reset_index(drop=True)
             table["seq_index"] += offset
             offset += len(X)
@@ -153,8 +156,8 @@ class Dataset:
         samples = pd.concat(frames, ignore_index=True)
         X = np.concatenate(arrays)
         # Labels as of the end of the data; each training month masks those not yet closed at its date.
-        samples["label"] = windows.compute_labels(daily, samples, self.cfg.samples.label_horizon, daily["trade_date"].max()).to_numpy()
-        end_position = windows._session_positions(samples["trade_date"], "samples") + self.cfg.samples.label_horizon
+        samples["label"] = compute_labels(daily, samples, self.cfg.samples.label_horizon, daily["trade_date"].max()).to_numpy()
+        end_position = session_calendar.session_positions(samples["trade_date"], "samples") + self.cfg.samples.label_horizon
         samples["label_end"] = session_calendar.all_sessions().values[np.minimum(end_position, len(session_calendar.all_sessions()) - 1)]
 
         # Rebalance-date scoring frame: realised R(i,m), the truth and the single-factor baselines.
@@ -171,7 +174,7 @@ class Dataset:
                 continue
             frame = rows[["month", "trade_date", "ts_code", "seq_index"]].copy()
             targets = pd.DataFrame({"ts_code": frame["ts_code"], "start_date": d, "end_date": end})
-            frame["fwd_return"] = windows.forward_returns(daily, targets).to_numpy()
+            frame["fwd_return"] = forward_returns(daily, targets).to_numpy()
             window = adj[(adj["trade_date"] <= d) & (adj["trade_date"] > d - pd.Timedelta(days=70))]
             frame["reversal_20d"] = frame["ts_code"].map(factor_table.reversal_20d(window[["ts_code", "trade_date", "adj_close"]], d)).to_numpy()
             on_d = feats[m][feats[m]["trade_date"] == d].set_index("ts_code")
@@ -213,7 +216,7 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
         if train_month not in trainings:
             started = time.time()
             td = data.training_data(train_month, cfg)
-            with training.torch_threads(cfg.model.num_threads):
+            with model_store.torch_threads(cfg.model.num_threads):
                 generator, batches_train, batches_val = _gan_stage(td, cfg)
                 state, results = training.train_members(batches_train, batches_val, cfg, log=log)
             trainings[train_month] = (state, generator)
@@ -230,7 +233,7 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
         rows = data.samples.set_index("seq_index").loc[frame["seq_index"].to_numpy()].reset_index()
         X = data.inputs(rows, cfg)
         state, generator = trainings[train_month]
-        with training.torch_threads(cfg.model.num_threads):
+        with model_store.torch_threads(cfg.model.num_threads):
             if cfg.gan.mode == "transform":
                 X = gan.transform(generator, cfg.gan, X)
             pret = gru.predict(state, X, cfg.model, n_features=X.shape[-1])
@@ -239,7 +242,7 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
 
 
 def _gan_stage(td: training.TrainingData, cfg: Config):
-    """(generator state or None, training batches, validation batches), as training._training_batches builds them."""
+    """(generator state or None, training batches, validation batches), as model_store._training_batches builds them."""
     X, y = list(td.X), list(td.y)
     train_X = td.train_X()
     if cfg.gan.mode == "off":

@@ -36,6 +36,16 @@ def load_sql(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def query_frames(sql_name: str, relations: dict[str, pd.DataFrame], params: dict) -> pd.DataFrame:
+    """Run ``sql/<sql_name>.sql`` in a fresh in-memory DuckDB over the given frames, bound to ``params``."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        for name, frame in relations.items():
+            con.register(name, frame)
+        return con.execute(load_sql(sql_name), params).df()
+
+
 # Fault injection for the crash tests: a process whose FACTOR_PIPELINE_FAILPOINT is a substring of the
 # path being written kills itself with SIGKILL after writing the temporary file, before the rename.
 FAILPOINT_ENV = "FACTOR_PIPELINE_FAILPOINT"

@@ -23,22 +23,22 @@ from factor_pipeline.storage import Layout, StorageError, read_json, read_months
 def score_and_store(layout: Layout, month: str, cfg: Config) -> tuple[pd.DataFrame, dict]:
     """Score the month's rebalance-date samples with the checkpoint its model month trained, build the factor
     table and write it; returns the table and the checkpoint record."""
-    from factor_pipeline.features import windows
-    from factor_pipeline.model import training
+    from factor_pipeline.features.store import load_samples
+    from factor_pipeline.model import store as model_store
 
     layout.verify("gru_checkpoint", month)
     record = read_json(layout.partition_path("gru_checkpoint", month))
     rebalance = session_calendar.rebalance_date(month)
     layout.verify("samples", month)
-    X, table = windows.load_samples(layout.dataset("samples"), [month], eligible_only=True)
+    X, table = load_samples(layout.dataset("samples"), [month], eligible_only=True)
     on_date = (table["trade_date"] == rebalance).to_numpy()
     X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
     if len(table) == 0:
         raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")
-    pret_raw = training.predict_month(layout, X, record["checkpoint"], cfg, table)
+    pret_raw = model_store.predict_month(layout, X, record["checkpoint"], cfg, table)
     pret_gan_off = None
     if "gan_off_checkpoint" in record:
-        pret_gan_off = training.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}), table)
+        pret_gan_off = model_store.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}), table)
     months = session_calendar.months_back(month, factor_table.REVERSAL_HISTORY_MONTHS, first=layout.first_month)
     bars = read_months(layout, "raw_bars/daily", months)
     out = factor_table.build_factor_table(table, pret_raw, record, bars, rebalance, cfg.factor.neutralize, pret_gan_off)
@@ -94,7 +94,7 @@ def _previous_top(layout: Layout, month: str, column: str, cfg: Config) -> list[
 
 
 def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> dict:
-    from factor_pipeline.features.windows import forward_returns
+    from factor_pipeline.features.labels import forward_returns
 
     table = read_months(layout, "factor", [month])
     bars = _bars_after(layout, month)

@@ -325,6 +325,20 @@ def session_position(date) -> int:
     return position
 
 
+def as_datetime64_ns(values) -> np.ndarray:
+    """datetime64[ns] whatever resolution the frame carries (pandas 3 defaults to microseconds)."""
+    return np.asarray(pd.DatetimeIndex(values).as_unit("ns").values)
+
+
+def session_positions(dates, what: str) -> np.ndarray:
+    """Index of each of ``dates`` in the calendar; raises naming ``what`` holds a day that is not a session."""
+    stamps = pd.DatetimeIndex(as_datetime64_ns(dates))
+    positions = all_sessions().get_indexer(stamps)
+    if len(positions) and positions.min() < 0:
+        raise ValueError(f"{what} holds {stamps[positions < 0][0].date()}, which is not an XSHG session")
+    return positions
+
+
 def session_offset(date, offset: int) -> pd.Timestamp:
     """The session ``offset`` sessions after ``date`` (which must be a session); raises past the horizon."""
     sessions = all_sessions()

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from factor_pipeline.config import GanConfig
-from factor_pipeline.model.gru import CheckpointError, cpu_state, deterministic, load_checkpoint, save_checkpoint
+from factor_pipeline.model.gru import deterministic
+from factor_pipeline.model.checkpoints import CheckpointError, cpu_state, load_checkpoint, save_checkpoint
 from factor_pipeline.model.precision import autocast
 from factor_pipeline.model.precision import resolve as resolve_precision
 

@@ -1,9 +1,8 @@
-"""Which data trains the model of a month, and training it once: the glue between samples, GAN and GRU.
+"""Which data trains the model of a month, and how: training windows, the split, labels and model inputs.
 
 Retraining happens at the rebalance of the configured months (the seed: June and December). Every other
-month resolves to the newest training month at or before it. Artefacts are content-addressed: their id
-hashes the configuration, the seed and a fingerprint of the exact training data, so re-materialising a
-month, or materialising it alone, reuses an identical artefact already on disk instead of training again.
+month resolves to the newest training month at or before it. The reads and writes around training (its
+data, and the GAN and GRU trained once per content) live in store.py.
 
 No look-ahead: the training window ends at the training month's rebalance date d, and a sample dated t
 enters only if its label's 20th session is on or before d; labels are computed with ``as_of = d``.
@@ -11,11 +10,9 @@ enters only if its label's 20th session is on or before d; labels are computed w
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -24,25 +21,9 @@ import pandas as pd
 from factor_pipeline.market import session_calendar
 from factor_pipeline.config import Config
 from factor_pipeline.stats import MAD_SCALE, zscore
-from factor_pipeline.storage import Layout, StorageError, read_months
+from factor_pipeline.storage import StorageError
 
 Log = Callable[[str], None]
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run with ``n`` CPU threads (0 = leave PyTorch's default); the thread count is part of the config
-    because it is part of what makes a CPU checkpoint bit-reproducible, and small models on a shared
-    2-core machine train several times faster on one thread."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def training_month(month: str, retrain_months: tuple[int, ...]) -> str:
@@ -168,7 +149,7 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
 
     ``samples`` holds the rows of X in order (windows.load_samples with eligible_only=True).
     """
-    from factor_pipeline.features.windows import SIDE_COLUMNS, STATE_SIDE_COLUMNS
+    from factor_pipeline.features.samples import SIDE_COLUMNS, STATE_SIDE_COLUMNS
 
     if cfg.model.inputs == "window":
         return X
@@ -184,27 +165,6 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
     side = samples[list(columns)].to_numpy(dtype=np.float32)
     side = np.broadcast_to(side[:, None, :], (len(X), X.shape[1], side.shape[1]))
     return np.concatenate([X, side], axis=2)
-
-
-def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
-    from factor_pipeline.features import windows
-
-    dates = training_dates(train_month, cfg)
-    months = window_months(train_month, cfg)
-    for month in months:
-        layout.verify("samples", month)
-    X_all, samples = windows.load_samples(layout.dataset("samples"), months, eligible_only=True)
-    keep = samples["trade_date"].isin(dates).to_numpy()
-    samples = samples.loc[keep].reset_index(drop=True)
-    X_all = model_inputs(X_all[keep], samples, cfg)
-    as_of = session_calendar.rebalance_date(train_month)
-    bars = read_months(layout, "raw_bars/daily", months)
-    labels = windows.compute_labels(bars, samples, cfg.samples.label_horizon, as_of).to_numpy(dtype=np.float64)
-    known = np.isfinite(labels)
-    samples, X_all, labels = samples.loc[known].reset_index(drop=True), X_all[known], labels[known]
-    if len(samples) == 0:
-        raise StorageError(f"no labelled training samples for {train_month}: materialise the samples of {months}")
-    return group_training_data(train_month, samples, X_all, labels, cfg)
 
 
 def group_training_data(
@@ -235,90 +195,6 @@ def group_training_data(
     return TrainingData(train_month, used_dates, grouped_X, grouped_y, digest.hexdigest()[:16], n_val, n_gap)
 
 
-def _artifact_id(kind: str, train_month: str, cfg: Config, data_fingerprint: str, *parts: str) -> str:
-    payload = "|".join([kind, train_month, cfg.fingerprint("samples", "gan", "model"), data_fingerprint, *parts])
-    return f"{train_month}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
-
-
-@dataclass
-class GanArtifact:
-    gan_id: str | None
-    path: Path | None
-    sidecar: dict
-    trained: bool
-
-
-def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print) -> GanArtifact:
-    """Train the GAN stage for this training window, or reuse the identical one on disk."""
-    from factor_pipeline.model import gan
-    from factor_pipeline.model import gru
-
-    if cfg.gan.mode == "off":
-        return GanArtifact(None, None, {"mode": "off"}, False)
-    gan_id = _artifact_id("gan", data.train_month, cfg, data.fingerprint)
-    path = layout.gan_models / f"{gan_id}.pt"
-    expected = {"gan_id": gan_id}
-    if path.exists() and path.with_suffix(".json").exists():
-        try:
-            _, sidecar = gan.load_gan(path, expected=expected)
-            return GanArtifact(gan_id, path, sidecar, False)
-        except gru.CheckpointError as exc:
-            log(f"retraining the GAN: the stored one is unusable ({exc})")
-    X = data.train_X()
-    y = data.train_y() if cfg.gan.mode == "augment" else None
-    with torch_threads(cfg.model.num_threads):
-        result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log, precision=cfg.model.precision)
-        fake = (
-            gan.generate(result, cfg.gan, min(len(X), 2048), seed=cfg.model.seed)[0]
-            if cfg.gan.mode == "augment"
-            else gan.transform(result, cfg.gan, X[:2048])
-        )
-    from factor_pipeline.features.windows import FEATURE_NAMES
-
-    similarity = gan.similarity_table(X[:2048], fake, FEATURE_NAMES)
-    sidecar = {
-        "gan_id": gan_id,
-        "train_month": data.train_month,
-        "mode": cfg.gan.mode,
-        "gan_config": cfg.to_dict()["gan"],
-        "seed": cfg.model.seed,
-        "data_fingerprint": data.fingerprint,
-        "n_train_samples": int(len(X)),
-        "steps_run": result.steps_run,
-        "stop_reason": result.stop_reason,
-        "g_loss": result.g_loss,
-        "d_loss": result.d_loss,
-        "similarity": similarity.reset_index().to_dict(orient="records"),
-        "versions": gru.package_versions(),
-    }
-    gan.save_gan(path, result, sidecar)
-    return GanArtifact(gan_id, path, sidecar, True)
-
-
-def load_generator(layout: Layout, gan_id: str) -> dict:
-    from factor_pipeline.model import gan
-
-    state, _ = gan.load_gan(layout.gan_models / f"{gan_id}.pt", expected={"gan_id": gan_id})
-    return state
-
-
-def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact, layout: Layout):
-    from factor_pipeline.model import gan
-
-    X, y = list(data.X), list(data.y)
-    if cfg.gan.mode == "transform":
-        state = load_generator(layout, gan_artifact.gan_id)
-        X = [gan.transform(state, cfg.gan, x) for x in X]
-    train = list(zip(X[: data.n_train], y[: data.n_train]))
-    val = list(zip(X[data.val_start :], y[data.val_start :]))
-    if cfg.gan.mode == "augment" and cfg.gan.augment_ratio > 0:
-        state = load_generator(layout, gan_artifact.gan_id)
-        n_real = sum(len(b[1]) for b in train)
-        X_gen, y_gen = gan.generate(state, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
-        train = augment_batches(train, X_gen, y_gen)
-    return train, val
-
-
 def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
     """Each date's batch with its share of the generated samples, made part of that date's cross-section.
 
@@ -341,82 +217,13 @@ def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
 
 def train_members(train, val, cfg: Config, log: Log | None = None):
     """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results)."""
-    from factor_pipeline.model import gru
+    from factor_pipeline.model import checkpoints, gru
 
     n_features = train[0][0].shape[-1]
     results = [
         gru.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log)
         for i in range(cfg.model.ensemble)
     ]
-    return gru.pack_ensemble([r.state_dict for r in results]), results
+    return checkpoints.pack_ensemble([r.state_dict for r in results]), results
 
 
-@dataclass
-class CheckpointArtifact:
-    checkpoint_id: str
-    path: Path
-    sidecar: dict
-    trained: bool
-
-
-def ensure_checkpoint(
-    layout: Layout, data: TrainingData, cfg: Config, gan_artifact: GanArtifact, log: Log = print
-) -> CheckpointArtifact:
-    """Train the GRU on this window (with the GAN stage's output), or reuse the identical checkpoint on disk."""
-    from factor_pipeline.model import gru
-
-    checkpoint_id = _artifact_id("gru", data.train_month, cfg, data.fingerprint, gan_artifact.gan_id or "off")
-    path = layout.checkpoints / f"{checkpoint_id}.pt"
-    if path.exists() and path.with_suffix(".json").exists():
-        try:
-            _, sidecar = gru.load_checkpoint(path, expected={"checkpoint_id": checkpoint_id})
-            return CheckpointArtifact(checkpoint_id, path, sidecar, False)
-        except gru.CheckpointError as exc:
-            log(f"retraining: the stored checkpoint is unusable ({exc})")
-    with torch_threads(cfg.model.num_threads):
-        train, val = _training_batches(data, cfg, gan_artifact, layout)
-        state, results = train_members(train, val, cfg, log=log)
-    result = results[0]
-    sidecar = {
-        "checkpoint_id": checkpoint_id,
-        "train_month": data.train_month,
-        "config": cfg.to_dict(),
-        "model_config": cfg.to_dict()["model"],
-        "gan_mode": cfg.gan.mode,
-        "gan_id": gan_artifact.gan_id,
-        "seed": cfg.model.seed,
-        "data_fingerprint": data.fingerprint,
-        "train_dates": [str(d.date()) for d in data.dates[: data.n_train]],
-        "purged_dates": [str(d.date()) for d in data.dates[data.n_train : data.val_start]],
-        "validation_dates": [str(d.date()) for d in data.dates[data.val_start :]],
-        "n_train_samples": int(sum(len(b[1]) for b in train)),
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "best_val_ic": result.best_val_ic,
-        "train_loss": result.train_loss,
-        "val_ic": result.val_ic,
-        **result.precision,
-        "members": [{"best_epoch": r.best_epoch, "best_val_ic": r.best_val_ic} for r in results],
-        "versions": gru.package_versions(),
-    }
-    gru.save_checkpoint(path, state, sidecar)
-    return CheckpointArtifact(checkpoint_id, path, sidecar, True)
-
-
-def predict_month(
-    layout: Layout, X: np.ndarray, checkpoint_id: str, cfg: Config, samples: pd.DataFrame | None = None
-) -> np.ndarray:
-    """pRet of the samples X (one date's cross-section; ``samples`` its rows, needed with inputs = "scale")
-    with the given checkpoint (after the GAN transform in transform mode)."""
-    from factor_pipeline.model import gan
-    from factor_pipeline.model import gru
-
-    state, sidecar = gru.load_checkpoint(layout.checkpoints / f"{checkpoint_id}.pt", expected={"checkpoint_id": checkpoint_id})
-    if cfg.model.inputs != "window":
-        if samples is None:
-            raise ValueError("gru.inputs='scale': predict_month needs the samples' rows for their side inputs")
-        X = model_inputs(X, samples, cfg)
-    with torch_threads(cfg.model.num_threads):
-        if sidecar.get("gan_mode") == "transform":
-            X = gan.transform(load_generator(layout, sidecar["gan_id"]), cfg.gan, X)
-        return gru.predict(state, X, cfg.model, n_features=X.shape[-1])

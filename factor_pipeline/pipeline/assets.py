@@ -10,8 +10,11 @@ import pandas as pd
 
 from factor_pipeline.config import PROFILES, profile_config
 from factor_pipeline.evaluation import factor_table
-from factor_pipeline.features import windows as feature_stage
+from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, FEATURE_NAMES, compute_features
+from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples
+from factor_pipeline.features.store import save_samples
 from factor_pipeline.market import session_calendar
+from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
 from factor_pipeline.pipeline import checks, partitions
 from factor_pipeline.pipeline.executors import TRAINING_OP_TAGS
@@ -65,11 +68,12 @@ def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> No
 def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The month's daily bars of every listed stock, the stock table as of the month end and, on the synthetic market, the truth."""
     from factor_pipeline.market import input_files
+    from factor_pipeline.market import store as market_store
 
     month = context.partition_key
     pipeline.check_writable()
     try:
-        frames = input_files.read_month(pipeline.source_cache, month)
+        frames = market_store.read_month(pipeline.source_cache, month)
     except (FileNotFoundError, NotADirectoryError, PermissionError, input_files.InputValidationError):
         raise
     except OSError as exc:
@@ -82,7 +86,7 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
         write_parquet(frames.truth, layout.partition("raw_bars/truth", month), stamp)
     _finish(context, pipeline)
     return dg.MaterializeResult(
-        metadata={**input_files.month_summary(frames), "source": pipeline.source},
+        metadata={**market_store.month_summary(frames), "source": pipeline.source},
         check_results=[checks.check_raw_bars(frames.daily, frames.stocks, month)],
     )
 
@@ -91,20 +95,20 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     partitions_def=monthly,
     group_name="features",
     kinds={"duckdb", "parquet"},
-    ins={"raw_bars": _history("raw_bars", feature_stage.FEATURE_LOOKBACK_MONTHS)},
+    ins={"raw_bars": _history("raw_bars", FEATURE_LOOKBACK_MONTHS)},
     check_specs=[checks.FEATURES_CHECK],
 )
 def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The 18 daily volume-price features of every stock and traded day of the month, computed in DuckDB on adjusted prices."""
     month = context.partition_key
     layout = pipeline.layout
-    daily = read_months(layout, "raw_bars/daily", session_calendar.months_back(month, feature_stage.FEATURE_LOOKBACK_MONTHS, first=layout.first_month))
-    table = feature_stage.compute_features(daily, month)
+    daily = read_months(layout, "raw_bars/daily", session_calendar.months_back(month, FEATURE_LOOKBACK_MONTHS, first=layout.first_month))
+    table = compute_features(daily, month)
     write_parquet(table, layout.partition("features", month), layout.stamp("features", month))
     _finish(context, pipeline)
     return dg.MaterializeResult(
         metadata={"rows": len(table), "stocks": int(table["ts_code"].nunique())},
-        check_results=[checks.check_features(table, feature_stage.FEATURE_NAMES, month)],
+        check_results=[checks.check_features(table, FEATURE_NAMES, month)],
     )
 
 
@@ -113,7 +117,7 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     group_name="features",
     kinds={"numpy", "parquet"},
     ins={
-        "features": _history("features", feature_stage.SEQUENCE_LOOKBACK_MONTHS),
+        "features": _history("features", SEQUENCE_LOOKBACK_MONTHS),
         "raw_bars": _history("raw_bars", 1),
     },
     check_specs=[checks.SAMPLES_CHECK],
@@ -122,11 +126,11 @@ def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
     """Every listed stock on the month's sample dates: universe flags and its preprocessed 40 x 18 sequence."""
     month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
-    history = read_months(layout, "features", session_calendar.months_back(month, feature_stage.SEQUENCE_LOOKBACK_MONTHS, first=layout.first_month))
+    history = read_months(layout, "features", session_calendar.months_back(month, SEQUENCE_LOOKBACK_MONTHS, first=layout.first_month))
     daily = read_months(layout, "raw_bars/daily", session_calendar.months_back(month, 1, first=layout.first_month))
     stocks = read_months(layout, "raw_bars/stocks", [month])
-    X, table = feature_stage.build_samples(history, daily, stocks, month, cfg.samples)
-    feature_stage.save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month))
+    X, table = build_samples(history, daily, stocks, month, cfg.samples)
+    save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month))
     _finish(context, pipeline)
     per_date = table.groupby("trade_date")[["eligible", "buyable"]].sum()
     return dg.MaterializeResult(
@@ -165,8 +169,8 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     metadata = {"trained_now": False}
     # Mode off has no GAN stage: nothing is loaded or trained, only the pointer the checkpoint step reads.
     if cfg.gan.mode != "off":
-        data = training.load_training_data(layout, train_month, cfg)
-        artifact = training.ensure_gan(layout, data, cfg, log=context.log.info)
+        data = model_store.load_training_data(layout, train_month, cfg)
+        artifact = model_store.ensure_gan(layout, data, cfg, log=context.log.info)
         pointer["gan_id"] = artifact.gan_id
         side = artifact.sidecar
         metadata = {
@@ -201,18 +205,18 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
     layout.verify("gan_sequences", month)
     pointer = read_json(layout.partition_path("gan_sequences", month))
     train_month = pointer["train_month"]
-    data = training.load_training_data(layout, train_month, cfg)
-    gan_artifact = training.ensure_gan(layout, data, cfg, log=context.log.info)
+    data = model_store.load_training_data(layout, train_month, cfg)
+    gan_artifact = model_store.ensure_gan(layout, data, cfg, log=context.log.info)
     if gan_artifact.gan_id != pointer["gan_id"]:
         raise StorageError(
             f"gan_sequences {month} points at GAN {pointer['gan_id']} but the current data and config give "
             f"{gan_artifact.gan_id}: re-materialise gan_sequences for {month}"
         )
-    main = training.ensure_checkpoint(layout, data, cfg, gan_artifact, log=context.log.info)
+    main = model_store.ensure_checkpoint(layout, data, cfg, gan_artifact, log=context.log.info)
     record = {"month": month, "train_month": train_month, "checkpoint": main.checkpoint_id, "gan_mode": cfg.gan.mode}
     if cfg.factor.gan_off_baseline and cfg.gan.mode != "off":
         off_cfg = cfg.replace(gan={"mode": "off"})
-        off = training.ensure_checkpoint(layout, data, off_cfg, training.GanArtifact(None, None, {}, False), log=context.log.info)
+        off = model_store.ensure_checkpoint(layout, data, off_cfg, model_store.GanArtifact(None, None, {}, False), log=context.log.info)
         record["gan_off_checkpoint"] = off.checkpoint_id
     write_json({**record, "provenance": layout.stamp("gru_checkpoint", month)}, layout.partition_path("gru_checkpoint", month))
     side = main.sidecar

@@ -70,10 +70,10 @@ class PipelineResource(dg.ConfigurableResource):
 
     @property
     def source_cache(self) -> Path:
-        """The whole source as canonical Parquet (built on first use; see input_files.load_source)."""
-        from factor_pipeline.market import input_files
+        """The whole source as canonical Parquet (built on first use; see market_store.load_source)."""
+        from factor_pipeline.market import store as market_store
 
-        return input_files.load_source(self.source, self.config, Layout(self.home).source_cache, self.calendar or None)
+        return market_store.load_source(self.source, self.config, Layout(self.home).source_cache, self.calendar or None)
 
     @property
     def layout(self) -> Layout:
@@ -101,9 +101,9 @@ def _flag(value: str, name: str) -> bool:
 
 
 def identity_of(cache: Path, profile: str, cfg: Config) -> Identity:
-    from factor_pipeline.market import input_files
+    from factor_pipeline.market import store as market_store
 
-    manifest = input_files.read_manifest(cache)
+    manifest = market_store.read_manifest(cache)
     return Identity(
         source=manifest["identity"],
         profile=profile,
@@ -145,9 +145,9 @@ def _layout_cached(home: str, cache: Path, manifest_mtime: int, profile: str, cf
 
 
 def _layout(home: str, cache: Path, profile: str, cfg: Config) -> Layout:
-    from factor_pipeline.market import input_files
+    from factor_pipeline.market import store as market_store
 
-    mtime = (cache / input_files.MANIFEST).stat().st_mtime_ns
+    mtime = (cache / market_store.MANIFEST).stat().st_mtime_ns
     layout = _layout_cached(home, cache, mtime, profile, cfg)
     if not layout.identity_file.exists():  # a home deleted under a long-lived process
         claim_home(layout)

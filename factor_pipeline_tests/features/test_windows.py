@@ -8,7 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from factor_pipeline.features import windows as F
+from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, FEATURE_NAMES, compute_features
+from factor_pipeline.features.labels import compute_labels, forward_returns
+from factor_pipeline.features.samples import SAMPLE_COLUMNS, SEQUENCE_LOOKBACK_MONTHS, SIDE_COLUMNS, STATE_FEATURES, _standardise_series, build_samples, scale_steps
+from factor_pipeline.features.store import load_samples, save_samples
 from factor_pipeline.market import trading_rules
 from factor_pipeline.market import session_calendar
 from factor_pipeline import storage
@@ -92,12 +95,12 @@ def random_market(codes, first, last, seed=0, suspend_prob=0.0, list_dates=None)
 
 
 def features_for(daily: pd.DataFrame, months) -> pd.DataFrame:
-    return pd.concat([F.compute_features(daily, m) for m in months], ignore_index=True)
+    return pd.concat([compute_features(daily, m) for m in months], ignore_index=True)
 
 
 def build(daily, stocks, month, cfg=CFG):
-    months = session_calendar.months_between(session_calendar.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
-    return F.build_samples(features_for(daily, months), daily, stocks, month, cfg)
+    months = session_calendar.months_between(session_calendar.shift_month(month, -SEQUENCE_LOOKBACK_MONTHS), month)
+    return build_samples(features_for(daily, months), daily, stocks, month, cfg)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -162,14 +165,14 @@ def _row(feats, code, day):
 
 
 def test_feature_names_and_columns(tiny_market):
-    assert len(F.FEATURE_NAMES) == 18 == CFG.n_features
-    assert len(set(F.FEATURE_NAMES)) == 18
-    assert F.FEATURE_NAMES[:8] == ("close", "open", "high", "low", "vwap", "volume", "amount", "turnover_rate")
-    feats = F.compute_features(tiny_market, "2024-02")
-    assert list(feats.columns) == ["ts_code", "trade_date", "month", *F.FEATURE_NAMES, "adj_close"]
+    assert len(FEATURE_NAMES) == 18 == CFG.n_features
+    assert len(set(FEATURE_NAMES)) == 18
+    assert FEATURE_NAMES[:8] == ("close", "open", "high", "low", "vwap", "volume", "amount", "turnover_rate")
+    feats = compute_features(tiny_market, "2024-02")
+    assert list(feats.columns) == ["ts_code", "trade_date", "month", *FEATURE_NAMES, "adj_close"]
     assert feats["trade_date"].dtype == "datetime64[ns]"
     assert (feats["month"] == "2024-02").all()
-    for name in (*F.FEATURE_NAMES, "adj_close"):
+    for name in (*FEATURE_NAMES, "adj_close"):
         assert feats[name].dtype == np.float64
     # Only February's traded days: no January row, no row for the halt or the volume-0 day.
     assert feats.trade_date.min() >= pd.Timestamp("2024-02-01")
@@ -180,7 +183,7 @@ def test_feature_names_and_columns(tiny_market):
 
 
 def test_hand_computed_ex_dividend_day(tiny_market):
-    feats = F.compute_features(tiny_market, "2024-02")
+    feats = compute_features(tiny_market, "2024-02")
     r = _row(feats, "600000.SH", "2024-02-19")
     # Adjusted: x 1.25. The previous traded day (02-08, before the holiday) closed at 10.00 with factor 1.
     expected = {
@@ -213,7 +216,7 @@ def test_hand_computed_ex_dividend_day(tiny_market):
 
 
 def test_hand_computed_first_day_of_month_uses_prior_month(tiny_market):
-    feats = F.compute_features(tiny_market, "2024-02")
+    feats = compute_features(tiny_market, "2024-02")
     r = _row(feats, "600000.SH", "2024-02-01")
     assert r["ret"] == pytest.approx(0.0, abs=1e-15)
     assert r["overnight_ret"] == pytest.approx(9.90 / 10.0 - 1)
@@ -222,7 +225,7 @@ def test_hand_computed_first_day_of_month_uses_prior_month(tiny_market):
 
 
 def test_hand_computed_halt_and_missing_float_shares(tiny_market):
-    feats = F.compute_features(tiny_market, "2024-02")
+    feats = compute_features(tiny_market, "2024-02")
     r = _row(feats, "000001.SZ", "2024-02-23")
     k23, k19 = _k("2024-02-23"), _k("2024-02-19")
     close23, close19 = 20.0 + 0.1 * k23, 20.0 + 0.1 * k19
@@ -233,11 +236,11 @@ def test_hand_computed_halt_and_missing_float_shares(tiny_market):
     previous = [500.0 + 10 * _k(d) for d in ("2024-02-05", "2024-02-06", "2024-02-07", "2024-02-08", "2024-02-19")]
     assert r["volume_ratio_5"] == pytest.approx((500.0 + 10 * k23) / np.mean(previous))
     assert np.isnan(r["turnover_rate"]) and np.isnan(r["turnover_ratio_20"])
-    assert np.isfinite(r[[n for n in F.FEATURE_NAMES if "turnover" not in n]].astype(float)).all()
+    assert np.isfinite(r[[n for n in FEATURE_NAMES if "turnover" not in n]].astype(float)).all()
 
 
 def test_hand_computed_listing_day(tiny_market):
-    feats = F.compute_features(tiny_market, "2024-02")
+    feats = compute_features(tiny_market, "2024-02")
     r = _row(feats, "600100.SH", "2024-02-05")
     assert r["ret"] == pytest.approx(7.20 / 5.00 - 1)  # from the issue price (pre_close)
     assert r["vwap"] == pytest.approx(6.80)
@@ -272,7 +275,7 @@ def test_forward_returns_rules():
         },
         index=[10, 11, 12, 13, 14, 15, 16],
     )
-    out = F.forward_returns(daily, targets)
+    out = forward_returns(daily, targets)
     assert list(out.index) == [10, 11, 12, 13, 14, 15, 16]
     before_end = session_calendar.session_offset(end, -1)
     assert out[10] == pytest.approx(adj["600001.SH", before_end] / adj["600001.SH", start] - 1)
@@ -294,19 +297,19 @@ def test_labels_alignment_and_knowledge():
     )
     horizon = 20
     last_end = session_calendar.session_offset(dates[-1], horizon)
-    labels = F.compute_labels(daily, samples, horizon, as_of=last_end)
+    labels = compute_labels(daily, samples, horizon, as_of=last_end)
     assert list(labels.index) == list(samples.index)
     for i, row in samples.iterrows():
         end = session_calendar.session_offset(row.trade_date, horizon)
         assert len(session_calendar.sessions_between(row.trade_date, end)) == horizon + 1
         assert labels[i] == pytest.approx(adj[row.ts_code, end] / adj[row.ts_code, row.trade_date] - 1)
     # One session earlier the newest date's label is not known yet; the others are.
-    earlier = F.compute_labels(daily, samples, horizon, as_of=session_calendar.session_offset(last_end, -1))
+    earlier = compute_labels(daily, samples, horizon, as_of=session_calendar.session_offset(last_end, -1))
     newest = samples.trade_date == dates[-1]
     assert earlier[newest].isna().all()
     assert earlier[~newest].equals(labels[~newest])
     # Nothing known at the sample date itself.
-    assert F.compute_labels(daily, samples, horizon, as_of=dates[0]).isna().all()
+    assert compute_labels(daily, samples, horizon, as_of=dates[0]).isna().all()
 
 
 def test_labels_past_calendar_horizon_are_nan():
@@ -314,7 +317,7 @@ def test_labels_past_calendar_horizon_are_nan():
     near_end = session_calendar.session_offset(last, -5)
     daily = random_market(["600001.SH"], session_calendar.session_offset(last, -30), last, seed=1)
     samples = pd.DataFrame({"ts_code": ["600001.SH", "600001.SH"], "trade_date": [session_calendar.session_offset(last, -25), near_end]})
-    labels = F.compute_labels(daily, samples, 20, as_of=last + pd.Timedelta(days=400))
+    labels = compute_labels(daily, samples, 20, as_of=last + pd.Timedelta(days=400))
     assert np.isfinite(labels.iloc[0])
     assert np.isnan(labels.iloc[1])
 
@@ -376,7 +379,7 @@ def universe_case():
 
 def test_universe_rows_and_flags(universe_case):
     t, daily, X, samples = universe_case
-    assert list(samples.columns) == list(F.SAMPLE_COLUMNS)
+    assert list(samples.columns) == list(SAMPLE_COLUMNS)
     assert samples[["trade_date", "ts_code"]].equals(samples[["trade_date", "ts_code"]].sort_values(["trade_date", "ts_code"]))
     at_t = samples[samples.trade_date == t].set_index("ts_code")
     assert "600011.SH" not in at_t.index and "600012.SH" not in at_t.index
@@ -423,10 +426,10 @@ def test_sequence_lookback_covers_every_window():
     """SEQUENCE_LOOKBACK_MONTHS months of features reach the start of every sample date's window."""
     sessions = session_calendar.all_sessions()
     for month in session_calendar.months_between(session_calendar.FIRST_MONTH, session_calendar.last_complete_month()):
-        first = session_calendar.month_sessions(session_calendar.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS))[0]
+        first = session_calendar.month_sessions(session_calendar.shift_month(month, -SEQUENCE_LOOKBACK_MONTHS))[0]
         t = session_calendar.sample_dates(month, CFG.sample_every)[0]
         assert sessions.get_loc(t) - (CFG.max_window_sessions - 1) >= sessions.get_loc(first), month
-        lookback = session_calendar.month_sessions(session_calendar.shift_month(month, -F.FEATURE_LOOKBACK_MONTHS))[0]
+        lookback = session_calendar.month_sessions(session_calendar.shift_month(month, -FEATURE_LOOKBACK_MONTHS))[0]
         assert sessions.get_loc(session_calendar.month_sessions(month)[0]) - sessions.get_loc(lookback) >= 20, month
 
 
@@ -462,7 +465,7 @@ def test_standardise_series_cases():
     raw[0, ::3, 2] = np.nan  # some missing
     raw[0, 5, 3] = 1e6  # outlier
     raw[1, :25, 0] = 2.0  # MAD 0: more than half the steps equal
-    out = F._standardise_series(raw, 5.0)
+    out = _standardise_series(raw, 5.0)
     assert np.isfinite(out).all()
     assert (out[0, :, 0] == 0).all() and (out[0, :, 1] == 0).all()
     expected = np.stack([_reference_series(raw[i], 5.0) for i in range(3)])
@@ -478,10 +481,10 @@ def test_x_matches_reference_computation():
     daily.loc[daily.ts_code == codes[0], "float_shares"] = np.nan  # turnover features all NaN
     daily.loc[daily.ts_code == codes[1], "volume"] = 5000.0  # constant volume and volume ratio
     month = "2024-03"
-    months = session_calendar.months_between(session_calendar.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
+    months = session_calendar.months_between(session_calendar.shift_month(month, -SEQUENCE_LOOKBACK_MONTHS), month)
     feats = features_for(daily, months)
     cfg = SampleConfig(max_window_sessions=70)  # random halts: keep most stocks eligible
-    X, samples = F.build_samples(feats, daily, _stocks(codes), month, cfg)
+    X, samples = build_samples(feats, daily, _stocks(codes), month, cfg)
     eligible = samples[samples.eligible]
     assert len(eligible) >= 30
     expected = np.empty_like(X, dtype=np.float64)
@@ -490,7 +493,7 @@ def test_x_matches_reference_computation():
         for code in group.ts_code:
             rows = feats[(feats.ts_code == code) & (feats.trade_date <= date)].sort_values("trade_date").tail(cfg.seq_len)
             assert rows.trade_date.iloc[-1] == date
-            block.append(_reference_series(rows[list(F.FEATURE_NAMES)].to_numpy(), cfg.mad_clip))
+            block.append(_reference_series(rows[list(FEATURE_NAMES)].to_numpy(), cfg.mad_clip))
         expected[group.seq_index.to_numpy()] = _reference_cross_section(np.stack(block))
     np.testing.assert_allclose(X, expected, rtol=1e-5, atol=1e-5)
     # Per date, every cell is standardised across the eligible stocks.
@@ -511,17 +514,17 @@ def test_side_inputs_are_each_windows_level_and_log_volatility_ranked_across_the
     daily = random_market(codes, "2023-09-01", "2024-03-29", seed=22, suspend_prob=0.0)
     daily.loc[daily.ts_code == codes[1], "volume"] = 5000.0  # a constant volume: no volatility, ties elsewhere
     month = "2024-03"
-    months = session_calendar.months_between(session_calendar.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
+    months = session_calendar.months_between(session_calendar.shift_month(month, -SEQUENCE_LOOKBACK_MONTHS), month)
     feats = features_for(daily, months)
     cfg = SampleConfig(max_window_sessions=70)
-    _, samples = F.build_samples(feats, daily, _stocks(codes), month, cfg)
+    _, samples = build_samples(feats, daily, _stocks(codes), month, cfg)
     eligible = samples[samples.eligible]
-    assert samples.loc[~samples.eligible, list(F.SIDE_COLUMNS)].isna().all().all()
+    assert samples.loc[~samples.eligible, list(SIDE_COLUMNS)].isna().all().all()
     for date, group in eligible.groupby("trade_date"):
         level, logvol = [], []
         for code in group.ts_code:
             rows = feats[(feats.ts_code == code) & (feats.trade_date <= date)].sort_values("trade_date").tail(cfg.seq_len)
-            values = rows[list(F.FEATURE_NAMES)].to_numpy(dtype=np.float64)
+            values = rows[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
             level.append(np.nanmean(values, axis=0))
             mean = np.nanmean(values, axis=0)
             logvol.append(np.log(np.maximum(np.nanstd(values, axis=0), 1e-9 * np.maximum(1.0, np.abs(mean)))))
@@ -529,7 +532,7 @@ def test_side_inputs_are_each_windows_level_and_log_volatility_ranked_across_the
         ranks = raw.rank(method="average")
         count = raw.notna().sum()
         expected = ((ranks - (count + 1) / 2) / np.sqrt((count**2 - 1) / 12)).fillna(0.0).to_numpy()
-        np.testing.assert_allclose(group[list(F.SIDE_COLUMNS)].to_numpy(dtype=np.float64), expected, atol=1e-5)
+        np.testing.assert_allclose(group[list(SIDE_COLUMNS)].to_numpy(dtype=np.float64), expected, atol=1e-5)
     # The constant-volume name has the least volume volatility of the date; levels spread out.
     on_last = eligible[eligible.trade_date == eligible.trade_date.max()].set_index("ts_code")
     assert on_last.loc[codes[1], "logvol_volume"] == on_last["logvol_volume"].min() < -1.0
@@ -555,25 +558,25 @@ def test_scale_steps_keep_each_stocks_level_and_volatility_and_standardise_acros
     codes = [f"60{i:04d}.SH" for i in range(12)]
     daily = random_market(codes, "2023-09-01", "2024-03-29", seed=23, suspend_prob=0.03)
     month = "2024-03"
-    months = session_calendar.months_between(session_calendar.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
+    months = session_calendar.months_between(session_calendar.shift_month(month, -SEQUENCE_LOOKBACK_MONTHS), month)
     feats = features_for(daily, months)
     cfg = SampleConfig(max_window_sessions=70)
-    X, samples = F.build_samples(feats, daily, _stocks(codes), month, cfg)
-    S = F.scale_steps(feats, samples, cfg)
-    assert S.shape == (len(X), cfg.seq_len, len(F.STATE_FEATURES))
-    keep = [F.FEATURE_NAMES.index(name) for name in F.STATE_FEATURES]
+    X, samples = build_samples(feats, daily, _stocks(codes), month, cfg)
+    S = scale_steps(feats, samples, cfg)
+    assert S.shape == (len(X), cfg.seq_len, len(STATE_FEATURES))
+    keep = [FEATURE_NAMES.index(name) for name in STATE_FEATURES]
     eligible = samples[samples.eligible]
     expected = np.empty_like(S, dtype=np.float64)
     for date, group in eligible.groupby("trade_date"):
         block = []
         for code in group.ts_code:
             rows = feats[(feats.ts_code == code) & (feats.trade_date <= date)].sort_values("trade_date").tail(cfg.seq_len)
-            block.append(_reference_clipped(rows[list(F.FEATURE_NAMES)].to_numpy()[:, keep], cfg.mad_clip))
+            block.append(_reference_clipped(rows[list(FEATURE_NAMES)].to_numpy()[:, keep], cfg.mad_clip))
         expected[group.seq_index.to_numpy()] = _reference_cross_section(np.stack(block))
     np.testing.assert_allclose(S, expected, rtol=1e-5, atol=1e-5)
     # Unlike X, a stock's window is not centred on itself: its mean over the steps varies across stocks.
-    ret = F.STATE_FEATURES.index("ret")
-    assert S[:, :, ret].mean(axis=1).std() > 3 * X[:, :, F.FEATURE_NAMES.index("ret")].mean(axis=1).std()
+    ret = STATE_FEATURES.index("ret")
+    assert S[:, :, ret].mean(axis=1).std() > 3 * X[:, :, FEATURE_NAMES.index("ret")].mean(axis=1).std()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -610,13 +613,13 @@ def test_no_look_ahead():
         ignore_index=True,
     )
 
-    months = session_calendar.months_between(session_calendar.shift_month(month, -F.SEQUENCE_LOOKBACK_MONTHS), month)
+    months = session_calendar.months_between(session_calendar.shift_month(month, -SEQUENCE_LOOKBACK_MONTHS), month)
     feats, feats2 = features_for(daily, months), features_for(altered, months)
     upto = feats.trade_date <= t
     pd.testing.assert_frame_equal(feats[upto].reset_index(drop=True), feats2[feats2.trade_date <= t].reset_index(drop=True), check_exact=True)
 
-    X, samples = F.build_samples(feats, daily, stocks, month, CFG)
-    X2, samples2 = F.build_samples(feats2, altered, altered_stocks, month, CFG)
+    X, samples = build_samples(feats, daily, stocks, month, CFG)
+    X2, samples2 = build_samples(feats2, altered, altered_stocks, month, CFG)
     keep, keep2 = samples.trade_date <= t, samples2.trade_date <= t
     assert keep.sum() > 0 and (samples.trade_date > t).any()
     pd.testing.assert_frame_equal(samples[keep].reset_index(drop=True), samples2[keep2].reset_index(drop=True), check_exact=True)
@@ -626,20 +629,20 @@ def test_no_look_ahead():
 
     # Labels known by t (as_of <= t) are the same in both worlds; later ones are NaN.
     prev_month = session_calendar.shift_month(month, -1)
-    prev_months = session_calendar.months_between(session_calendar.shift_month(prev_month, -F.SEQUENCE_LOOKBACK_MONTHS), prev_month)
-    _, prev = F.build_samples(features_for(daily, prev_months), daily, stocks, prev_month, CFG)
+    prev_months = session_calendar.months_between(session_calendar.shift_month(prev_month, -SEQUENCE_LOOKBACK_MONTHS), prev_month)
+    _, prev = build_samples(features_for(daily, prev_months), daily, stocks, prev_month, CFG)
     both = pd.concat([prev, samples], ignore_index=True)
     both2 = pd.concat([prev, samples2], ignore_index=True)
     for as_of in (t, session_calendar.session_offset(t, -1)):
-        labels = F.compute_labels(daily, both, CFG.label_horizon, as_of)
-        labels2 = F.compute_labels(altered, both2, CFG.label_horizon, as_of)
+        labels = compute_labels(daily, both, CFG.label_horizon, as_of)
+        labels2 = compute_labels(altered, both2, CFG.label_horizon, as_of)
         assert labels.equals(labels2)
         known = np.array([session_calendar.session_offset(d, CFG.label_horizon) <= as_of for d in both.trade_date])
         assert labels[~known].isna().all()
         assert labels[known & both.is_trading.to_numpy()].notna().any()
     # A known label ends exactly label_horizon sessions after its date.
     adj = daily.assign(a=daily.close * daily.adj_factor).set_index(["ts_code", "trade_date"])["a"]
-    labels = F.compute_labels(daily, both, CFG.label_horizon, t)
+    labels = compute_labels(daily, both, CFG.label_horizon, t)
     for i in np.flatnonzero(labels.notna().to_numpy())[:20]:
         row = both.iloc[i]
         end = session_calendar.session_offset(row.trade_date, CFG.label_horizon)
@@ -678,17 +681,17 @@ def test_save_and_load_samples(tmp_path):
     rng = np.random.default_rng(0)
     X1, s1 = _fake_month("2024-02", 30, rng)
     X2, s2 = _fake_month("2024-03", 20, rng)
-    F.save_samples(tmp_path, "2024-02", X1, s1)
-    F.save_samples(tmp_path, "2024-03", X2, s2)
+    save_samples(tmp_path, "2024-02", X1, s1)
+    save_samples(tmp_path, "2024-03", X2, s2)
     assert (tmp_path / "2024-02.npy").is_file() and (tmp_path / "2024-02.parquet").is_file()
     assert not list(tmp_path.glob("*.tmp-*"))
 
-    X, samples = F.load_samples(tmp_path, ["2024-02", "2024-03"])
+    X, samples = load_samples(tmp_path, ["2024-02", "2024-03"])
     assert np.array_equal(X, np.concatenate([X1, X2]))
     assert samples.eligible.all() and (samples.seq_index.to_numpy() == np.arange(len(X))).all()
     assert np.array_equal(X[samples.seq_index[samples.month == "2024-03"].to_numpy()], X2)
 
-    X, samples = F.load_samples(tmp_path, ["2024-03", "2024-02"], eligible_only=False)
+    X, samples = load_samples(tmp_path, ["2024-03", "2024-02"], eligible_only=False)
     assert len(samples) == len(s1) + len(s2)
     assert (samples.seq_index[~samples.eligible] == -1).all()
     rows = samples[samples.eligible]
@@ -696,22 +699,22 @@ def test_save_and_load_samples(tmp_path):
     assert np.array_equal(X[rows.seq_index[rows.month == "2024-02"].to_numpy()], X1)
 
     with pytest.raises(ValueError):
-        F.save_samples(tmp_path, "2024-04", X1[:-1], s1)
+        save_samples(tmp_path, "2024-04", X1[:-1], s1)
 
 
 def test_load_samples_errors(tmp_path):
     rng = np.random.default_rng(1)
     X1, s1 = _fake_month("2024-02", 10, rng)
-    F.save_samples(tmp_path, "2024-02", X1, s1)
+    save_samples(tmp_path, "2024-02", X1, s1)
     with pytest.raises(storage.StorageError, match="2024-05.parquet"):
-        F.load_samples(tmp_path, ["2024-02", "2024-05"])
+        load_samples(tmp_path, ["2024-02", "2024-05"])
     storage.write_npy(X1[:-2], tmp_path / "2024-02.npy")
     with pytest.raises(storage.StorageError, match="2024-02"):
-        F.load_samples(tmp_path, ["2024-02"])
+        load_samples(tmp_path, ["2024-02"])
     (tmp_path / "2024-02.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(storage.StorageError, match="2024-02.npy"):
-        F.load_samples(tmp_path, ["2024-02"])
-    F.save_samples(tmp_path, "2024-02", X1, s1)
+        load_samples(tmp_path, ["2024-02"])
+    save_samples(tmp_path, "2024-02", X1, s1)
     (tmp_path / "2024-02.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(storage.StorageError, match="2024-02.parquet"):
-        F.load_samples(tmp_path, ["2024-02"])
+        load_samples(tmp_path, ["2024-02"])

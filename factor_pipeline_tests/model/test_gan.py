@@ -22,7 +22,7 @@ from factor_pipeline.model.gan import (
     train_gan,
     transform,
 )
-from factor_pipeline.model.gru import CheckpointError, save_checkpoint
+from factor_pipeline.model.checkpoints import CheckpointError, save_checkpoint
 
 SMOKE = GanConfig(mode="augment", steps=30, noise_dim=8, generator_hidden=16, discriminator_channels=(4, 8), batch_size=64)
 NAMES = [f"f{i}" for i in range(18)]

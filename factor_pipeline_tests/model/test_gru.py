@@ -10,18 +10,8 @@ import pytest
 import torch
 
 from factor_pipeline.config import ModelConfig
-from factor_pipeline.model.gru import (
-    CheckpointError,
-    GRUFactorModel,
-    ic_loss,
-    load_checkpoint,
-    package_versions,
-    predict,
-    resolve_device,
-    save_checkpoint,
-    split_dates,
-    train_gru,
-)
+from factor_pipeline.model.gru import GRUFactorModel, ic_loss, predict, resolve_device, train_gru
+from factor_pipeline.model.checkpoints import CheckpointError, load_checkpoint, package_versions, save_checkpoint
 
 SMOKE = ModelConfig(gru_hidden=(16, 16), mlp_hidden=(32, 16, 16), lr=3e-3, max_epochs=6, patience=3, device="cpu")
 
@@ -117,15 +107,6 @@ def test_ic_loss_constant_prediction_is_finite():
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def test_split_dates_is_time_ordered():
-    dates = [f"2024-01-{d:02d}" for d in (5, 1, 3, 2, 4, 3, 10, 9, 8, 7, 6)]
-    train, val = split_dates(dates, 0.2)
-    assert train == [f"2024-01-{d:02d}" for d in range(1, 9)]
-    assert val == ["2024-01-09", "2024-01-10"]
-    assert split_dates(list(range(80)), 0.2)[1] == list(range(64, 80))
-    assert split_dates([1, 2], 0.01) == ([1], [2])  # at least one of each
-    with pytest.raises(ValueError):
-        split_dates([1, 1], 0.2)
 
 
 def test_resolve_device(monkeypatch):

@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 
 from factor_pipeline.market import session_calendar
+from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
 from factor_pipeline.config import profile_config
 
@@ -49,7 +50,7 @@ def test_training_data_ignores_every_bar_after_the_training_date(smoke_backfill,
 
     home, _, _ = smoke_backfill
     cfg = profile_config("smoke")
-    original = training.load_training_data(Layout(home), "2023-12", cfg)
+    original = model_store.load_training_data(Layout(home), "2023-12", cfg)
     altered_home = tmp_path / "home"
     shutil.copytree(home, altered_home, ignore=shutil.ignore_patterns("dagster", "reports", "checkpoints", "gan"))
     layout = Layout(altered_home)
@@ -62,7 +63,7 @@ def test_training_data_ignores_every_bar_after_the_training_date(smoke_backfill,
             bars.loc[future, "close"] *= rng.uniform(0.5, 1.5, future.sum())
             bars.loc[future, "volume"] *= 3
             write_parquet(bars, layout.partition("raw_bars/daily", month))
-    altered = training.load_training_data(layout, "2023-12", cfg)
+    altered = model_store.load_training_data(layout, "2023-12", cfg)
     assert altered.fingerprint == original.fingerprint
     assert [d for d in altered.dates] == [d for d in original.dates]
     for a, b in zip(altered.y, original.y):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from factor_pipeline.model import gru
+from factor_pipeline.model import checkpoints, gru
 from factor_pipeline.market import session_calendar
 from factor_pipeline.model import training
 from factor_pipeline.config import SEED_TRAINING, ConfigError, profile_config, seed_training
@@ -109,7 +109,7 @@ def test_augment_puts_generated_samples_inside_each_dates_label_distribution():
 
 
 def test_scale_inputs_add_the_side_columns_at_every_step():
-    from factor_pipeline.features.windows import SIDE_COLUMNS
+    from factor_pipeline.features.samples import SIDE_COLUMNS
 
     cfg = profile_config("smoke").replace(model={"inputs": "scale_all"})
     X = np.zeros((3, 40, 18), dtype=np.float32)
@@ -151,10 +151,10 @@ def test_an_ensemble_is_its_members_trained_from_consecutive_seeds_and_averaged(
     cfg = base.replace(model={"ensemble": 2})
     train, val = _tiny_batches(0), _tiny_batches(1, n_dates=2)
     state, results = training.train_members(train, val, cfg)
-    assert len(results) == 2 and len(gru.unpack_ensemble(state)) == 2
+    assert len(results) == 2 and len(checkpoints.unpack_ensemble(state)) == 2
     single_7, _ = training.train_members(train, val, base)
     single_8, _ = training.train_members(train, val, base.replace(model={"seed": base.model.seed + 1}))
-    members = gru.unpack_ensemble(state)
+    members = checkpoints.unpack_ensemble(state)
     for member, single in zip(members, (single_7, single_8)):
         assert all(torch.equal(member[k], single[k]) for k in single)
     X = val[0][0]

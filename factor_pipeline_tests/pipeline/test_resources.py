@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from factor_pipeline.pipeline import cli
-from factor_pipeline.market import input_files
+from factor_pipeline.market import store as market_store
 from factor_pipeline.pipeline.assets import raw_bars
 from factor_pipeline.pipeline.resources import HomeIdentityError, PipelineResource
 from factor_pipeline.storage import ProvenanceError, read_months, write_parquet
@@ -67,16 +67,16 @@ def test_a_month_of_another_configuration_is_rebuilt_not_read(tmp_path, two_mark
 
 def test_a_correction_rebuilds_its_month_and_later_ones_while_appending_keeps_earlier_months(tmp_path):
     daily, stocks = raw_frames()
-    full = input_files.load_source(str(write_dir(tmp_path / "full", daily, stocks)), None, tmp_path / "cache")
+    full = market_store.load_source(str(write_dir(tmp_path / "full", daily, stocks)), None, tmp_path / "cache")
     january_only = daily[daily["trade_date"].astype(str).str.replace("-", "").str[:6] == "202401"]
-    partial = input_files.load_source(str(write_dir(tmp_path / "jan", january_only, stocks)), None, tmp_path / "cache")
-    full_states = input_files.read_manifest(full)["month_states"]
-    partial_states = input_files.read_manifest(partial)["month_states"]
+    partial = market_store.load_source(str(write_dir(tmp_path / "jan", january_only, stocks)), None, tmp_path / "cache")
+    full_states = market_store.read_manifest(full)["month_states"]
+    partial_states = market_store.read_manifest(partial)["month_states"]
     assert full_states["2024-01"] == partial_states["2024-01"]  # next month's bars arriving change nothing before
     corrected = daily.copy()
     row = int((corrected["trade_date"].astype(str).str.replace("-", "").str[:6] == "202402").to_numpy().argmax())
     corrected.loc[row, "amount"] = float(corrected.loc[row, "amount"]) * 1.5
-    fixed = input_files.load_source(str(write_dir(tmp_path / "fixed", corrected, stocks)), None, tmp_path / "cache")
-    fixed_states = input_files.read_manifest(fixed)["month_states"]
+    fixed = market_store.load_source(str(write_dir(tmp_path / "fixed", corrected, stocks)), None, tmp_path / "cache")
+    fixed_states = market_store.read_manifest(fixed)["month_states"]
     assert fixed_states["2024-01"] == full_states["2024-01"]
     assert fixed_states["2024-02"] != full_states["2024-02"]

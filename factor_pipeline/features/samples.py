@@ -1,18 +1,15 @@
-"""The features stage: daily volume-price features, the 40 x 18 samples with their universe flags, labels.
+"""The samples: each eligible stock's 40 x 18 window on its sample dates, with the point-in-time universe
+and buyable flags.
 
-Daily features are computed in DuckDB (``sql/compute_daily_features.sql``) over each stock's own traded
-days on adjusted prices; the samples gather each eligible stock's last ``seq_len`` feature rows with
-numpy fancy indexing and standardise them as METHOD.md describes (per series, then per date across
-stocks). Formulas and reasons are in docs/features.md. Everything here is point-in-time: a sample on
-date t reads nothing dated after t, and a label is returned only once its horizon session has closed.
+The windows gather each stock's last ``seq_len`` feature rows with numpy fancy indexing and standardise
+them as METHOD.md describes (per series, then per date across stocks). Point in time: a sample on date t
+reads nothing dated after t.
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -20,31 +17,9 @@ from factor_pipeline.market import trading_rules
 from factor_pipeline.market import session_calendar
 from factor_pipeline import storage
 from factor_pipeline.config import SampleConfig
+from factor_pipeline.features.daily import FEATURE_NAMES
 from factor_pipeline.stats import MAD_SCALE, standardise, zscore
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "close",
-    "open",
-    "high",
-    "low",
-    "vwap",
-    "volume",
-    "amount",
-    "turnover_rate",
-    "ret",
-    "log_ret",
-    "intraday_ret",
-    "overnight_ret",
-    "amplitude",
-    "upper_shadow",
-    "lower_shadow",
-    "close_to_vwap",
-    "volume_ratio_5",
-    "turnover_ratio_20",
-)
-# The longest window looks back 20 traded days; two months hold at least 34 XSHG sessions before any
-# month's first session (one month can hold as few as 14, around the Spring Festival).
-FEATURE_LOOKBACK_MONTHS: int = 2
 # A window of max_window_sessions (60) sessions ending on a month's first sample date can reach 59
 # sessions back; three months before a month hold as few as 55 sessions (e.g. before 2018-05), four at
 # least 75. build_samples checks this against the calendar for the config it is given.
@@ -81,63 +56,10 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "seq_index",
     *SIDE_COLUMNS,
 )
-FEATURE_COLUMNS: tuple[str, ...] = ("ts_code", "trade_date", "month", *FEATURE_NAMES, "adj_close")
 
 # Half a price tick: on-grid closes are either at the limit or at least a tick below it, and a close
 # that is off the grid by rounding noise still counts as at the limit.
 _LIMIT_TOLERANCE = 0.005
-
-
-def _timestamps(values) -> np.ndarray:
-    """datetime64[ns] whatever resolution the frame carries (pandas 3 defaults to microseconds)."""
-    return np.asarray(pd.DatetimeIndex(values).as_unit("ns").values)
-
-
-def _query(sql_name: str, relations: dict[str, pd.DataFrame], params: dict) -> pd.DataFrame:
-    with duckdb.connect() as con:
-        for name, frame in relations.items():
-            con.register(name, frame)
-        return con.execute(storage.load_sql(sql_name), params).df()
-
-
-# ---------------------------------------------------------------------------------------------------
-# Daily features
-
-
-def compute_features(daily: pd.DataFrame, month: str) -> pd.DataFrame:
-    """One row per stock and traded day (volume > 0) of ``month``: the 18 features and adj_close.
-
-    ``daily`` holds the canonical bars of months month-FEATURE_LOOKBACK_MONTHS..month; bars after the
-    month are allowed and never read by a window (windows only look back).
-    """
-    period = session_calendar.parse_month(month)
-    params = {
-        "month": month,
-        "first_day": period.start_time,
-        "last_day": period.end_time.normalize(),
-    }
-    out = _query("compute_daily_features", {"daily": daily}, params)
-    out["trade_date"] = _timestamps(out["trade_date"])
-    out["ts_code"] = out["ts_code"].astype(str)
-    out["month"] = out["month"].astype(str)
-    for column in (*FEATURE_NAMES, "adj_close"):
-        values = out[column].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-        # A zero or corrupt input can still produce an infinity; downstream treats it as missing.
-        values[~np.isfinite(values)] = np.nan
-        out[column] = values
-    return out[list(FEATURE_COLUMNS)].reset_index(drop=True)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Samples
-
-
-def _session_positions(dates, what: str) -> np.ndarray:
-    positions = session_calendar.all_sessions().get_indexer(pd.DatetimeIndex(_timestamps(dates)))
-    if len(positions) and positions.min() < 0:
-        bad = pd.DatetimeIndex(_timestamps(dates))[positions < 0][0]
-        raise ValueError(f"{what} holds {bad.date()}, which is not an XSHG session")
-    return positions
 
 
 def _listed_sessions(list_dates: np.ndarray, date_positions: np.ndarray) -> np.ndarray:
@@ -171,9 +93,9 @@ def _candidates(stocks: pd.DataFrame, dates: pd.DatetimeIndex, month: str) -> pd
     """Every stock listed on each sample date, sorted by (trade_date, ts_code)."""
     stocks = stocks.sort_values("ts_code", kind="stable")
     codes = stocks["ts_code"].to_numpy(dtype=object)
-    list_date = _timestamps(stocks["list_date"])
-    delist_date = _timestamps(stocks["delist_date"]) if "delist_date" in stocks else np.full(len(stocks), np.datetime64("NaT", "ns"))
-    date_values = _timestamps(dates)
+    list_date = session_calendar.as_datetime64_ns(stocks["list_date"])
+    delist_date = session_calendar.as_datetime64_ns(stocks["delist_date"]) if "delist_date" in stocks else np.full(len(stocks), np.datetime64("NaT", "ns"))
+    date_values = session_calendar.as_datetime64_ns(dates)
     # delist_date is the first day the stock is no longer listed; NaT compares False, so still listed.
     listed = (list_date[None, :] <= date_values[:, None]) & ~(delist_date[None, :] <= date_values[:, None])
     date_index, stock_index = np.nonzero(listed)  # row-major: by date, then by code
@@ -240,7 +162,7 @@ def scale_steps(features: pd.DataFrame, samples: pd.DataFrame, cfg: SampleConfig
     """
     eligible = samples["seq_index"].to_numpy() >= 0
     rows = samples.loc[eligible].sort_values("seq_index")
-    t_position = _session_positions(rows["trade_date"], "samples") if len(rows) else np.zeros(0, np.int64)
+    t_position = session_calendar.session_positions(rows["trade_date"], "samples") if len(rows) else np.zeros(0, np.int64)
     values, window_end, _ = _locate_windows(features, rows, t_position, cfg)
     keep = [FEATURE_NAMES.index(name) for name in STATE_FEATURES]
     out = np.empty((len(rows), cfg.seq_len, len(keep)), dtype=np.float32)
@@ -271,14 +193,14 @@ def build_samples(
     is i. Eligible = not ST, listed >= min_listed_sessions sessions, traded on t, full window.
     """
     dates = session_calendar.sample_dates(month, cfg.sample_every)
-    date_positions = _session_positions(dates, f"sample dates of {month}")
+    date_positions = session_calendar.session_positions(dates, f"sample dates of {month}")
     _check_sequence_lookback(month, int(date_positions.min()), cfg)
 
     samples = _candidates(stocks, dates, month)
-    t_position = _session_positions(samples["trade_date"], "sample dates") if len(samples) else np.zeros(0, np.int64)
+    t_position = session_calendar.session_positions(samples["trade_date"], "sample dates") if len(samples) else np.zeros(0, np.int64)
     samples["listed_sessions"] = _listed_sessions(samples["list_date"].to_numpy(), t_position).astype(np.int64)
 
-    bars = _query(
+    bars = storage.query_frames(
         "lookup_sample_date_bars",
         {"candidates": samples[["row_id", "ts_code", "trade_date"]], "daily": daily},
         {},
@@ -319,7 +241,7 @@ def build_samples(
     side_table[eligible] = side
     for k, column in enumerate(SIDE_COLUMNS):
         samples[column] = side_table[:, k]
-    samples["trade_date"] = _timestamps(samples["trade_date"])
+    samples["trade_date"] = session_calendar.as_datetime64_ns(samples["trade_date"])
     for column in ("month", "ts_code", "industry"):
         samples[column] = samples[column].astype(str)
     return X, samples[list(SAMPLE_COLUMNS)].reset_index(drop=True)
@@ -330,7 +252,7 @@ def _locate_windows(features, samples, t_position, cfg):
     (-1 when none) and whether its last seq_len traded days fall within max_window_sessions of t."""
     code_ids, _ = pd.factorize(np.concatenate([features["ts_code"].to_numpy(object), samples["ts_code"].to_numpy(object)]))
     f_code, s_code = code_ids[: len(features)].astype(np.int64), code_ids[len(features) :].astype(np.int64)
-    f_position = _session_positions(features["trade_date"], "features") if len(features) else np.zeros(0, np.int64)
+    f_position = session_calendar.session_positions(features["trade_date"], "features") if len(features) else np.zeros(0, np.int64)
     order = np.lexsort((f_position, f_code))
     n_sessions = len(session_calendar.all_sessions())
     keys = f_code[order] * n_sessions + f_position[order]
@@ -412,102 +334,3 @@ def _gather_and_standardise(values, window_end, t_position, cfg) -> tuple[np.nda
     return X, side
 
 
-# ---------------------------------------------------------------------------------------------------
-# Forward returns and labels
-
-
-def forward_returns(daily: pd.DataFrame, targets: pd.DataFrame) -> pd.Series:
-    """Adjusted return from the close of start_date to the last close in (start_date, end_date], per target.
-
-    NaN when the stock has no close on start_date or none after it up to end_date (METRICS.md).
-    """
-    frame = pd.DataFrame(
-        {
-            "target_row": np.arange(len(targets), dtype=np.int64),
-            "ts_code": targets["ts_code"].to_numpy(object),
-            "start_date": _timestamps(targets["start_date"]),
-            "end_date": _timestamps(targets["end_date"]),
-        }
-    )
-    out = _query("compute_forward_returns", {"targets": frame, "daily": daily}, {})
-    if len(out) != len(frame):
-        raise ValueError("daily bars hold two rows for the same stock and day")
-    values = out["forward_return"].to_numpy(dtype=np.float64, na_value=np.nan)
-    return pd.Series(values, index=targets.index, name="forward_return")
-
-
-def compute_labels(daily: pd.DataFrame, samples: pd.DataFrame, horizon: int, as_of) -> pd.Series:
-    """Forward return over ``horizon`` sessions after each sample's date; NaN until that session <= as_of."""
-    sessions = session_calendar.all_sessions()
-    position = _session_positions(samples["trade_date"], "samples") if len(samples) else np.zeros(0, np.int64)
-    end_position = position + horizon
-    within = end_position < len(sessions)
-    end = np.full(len(samples), np.datetime64("NaT", "ns"))
-    end[within] = sessions.values[end_position[within]]
-    known = within & (end <= np.datetime64(pd.Timestamp(as_of).as_unit("ns").to_datetime64()))
-    labels = pd.Series(np.nan, index=samples.index, name="label")
-    if known.any():
-        targets = pd.DataFrame(
-            {
-                "ts_code": samples["ts_code"].to_numpy(object)[known],
-                "start_date": _timestamps(samples["trade_date"])[known],
-                "end_date": end[known],
-            }
-        )
-        labels.iloc[np.flatnonzero(known)] = forward_returns(daily, targets).to_numpy()
-    return labels
-
-
-# ---------------------------------------------------------------------------------------------------
-# Storage
-
-
-def _sample_paths(directory: Path, month: str) -> tuple[Path, Path]:
-    directory = Path(directory)
-    return directory / f"{month}.npy", directory / f"{month}.parquet"
-
-
-def save_samples(directory: Path, month: str, X: np.ndarray, samples: pd.DataFrame, provenance: dict | None = None) -> None:
-    """<dir>/<m>.npy then <dir>/<m>.parquet, each atomic.
-
-    The npy goes first so that the parquet, which readers and the DuckDB view look for, never
-    points at sequences that are not there yet.
-    """
-    n_eligible = int((samples["seq_index"] >= 0).sum())
-    if X.shape[0] != n_eligible:
-        raise ValueError(f"X has {X.shape[0]} rows but the samples of {month} have {n_eligible} with a seq_index")
-    npy_path, parquet_path = _sample_paths(directory, month)
-    storage.write_npy(np.ascontiguousarray(X, dtype=np.float32), npy_path)
-    storage.write_parquet(samples, parquet_path, provenance)
-
-
-def load_samples(directory: Path, months: list[str], eligible_only: bool = True) -> tuple[np.ndarray, pd.DataFrame]:
-    """The samples of several months concatenated, seq_index renumbered to rows of the returned X."""
-    arrays, frames, offset = [], [], 0
-    for month in months:
-        npy_path, parquet_path = _sample_paths(directory, month)
-        samples = storage.read_parquet(parquet_path)
-        X = storage.read_npy(npy_path)
-        if "seq_index" not in samples.columns:
-            raise storage.StorageError(f"{parquet_path} has no seq_index column; re-materialise that partition")
-        seq_index = samples["seq_index"].to_numpy(dtype=np.int64)
-        n_eligible = int((seq_index >= 0).sum())
-        if X.ndim != 3 or X.shape[0] != n_eligible:
-            raise storage.StorageError(
-                f"{npy_path} holds {X.shape[0] if X.ndim else 0} sequences but {parquet_path} has "
-                f"{n_eligible} eligible rows; re-materialise that partition"
-            )
-        if eligible_only:
-            keep = seq_index >= 0
-            samples = samples.loc[keep].reset_index(drop=True)
-            seq_index = seq_index[keep]
-        if n_eligible and not np.array_equal(np.sort(seq_index[seq_index >= 0]), np.arange(n_eligible)):
-            raise storage.StorageError(f"{parquet_path} has a seq_index that is not 0..{n_eligible - 1}")
-        samples["seq_index"] = np.where(seq_index >= 0, seq_index + offset, -1)
-        arrays.append(X)
-        frames.append(samples)
-        offset += n_eligible
-    if not frames:
-        return np.empty((0, 0, len(FEATURE_NAMES)), dtype=np.float32), pd.DataFrame(columns=list(SAMPLE_COLUMNS))
-    X = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
-    return X, pd.concat(frames, ignore_index=True)

@@ -1,0 +1,224 @@
+"""The source cache: the whole source, validated once, as canonical Parquet under ``<cache_dir>/<key>/``, and
+one month of it read back at a time with a row-group filter.
+
+The key names what the cache holds (the synthetic market's fingerprint, or the input files' names, sizes
+and times) and the calendar it was validated against, so a changed input or calendar never reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from factor_pipeline import storage
+from factor_pipeline.config import Config
+from factor_pipeline.market import session_calendar
+from factor_pipeline.market.input_files import (
+    MarketFrames,
+    locate_inputs,
+    read_inputs,
+    source_directory,
+    validate_frames,
+)
+
+CACHE_FORMAT = 2  # bump when the cached layout or the canonicalisation changes
+MANIFEST = "manifest.json"
+DAILY_SCHEMA = pa.schema(
+    [("ts_code", pa.string()), ("trade_date", pa.timestamp("ns"))]
+    + [(c, pa.float64()) for c in ("open", "high", "low", "close", "pre_close", "volume", "amount")]
+    + [("adj_factor", pa.float64()), ("float_shares", pa.float64()), ("is_st", pa.bool_())]
+)
+STOCKS_SCHEMA = pa.schema(
+    [
+        ("ts_code", pa.string()),
+        ("name", pa.string()),
+        ("industry", pa.string()),
+        ("list_date", pa.timestamp("ns")),
+        ("delist_date", pa.timestamp("ns")),
+    ]
+)
+TRUTH_SCHEMA = pa.schema([("month", pa.string()), ("ts_code", pa.string()), ("expected_return", pa.float64())])
+
+
+def _files_key(directory: Path, files: dict[str, Path], calendar_fingerprint: str) -> str:
+    digest = hashlib.sha256(f"format={CACHE_FORMAT}\n{directory.resolve()}\ncalendar={calendar_fingerprint}\n".encode())
+    for table in sorted(files):
+        stat = files[table].stat()
+        digest.update(f"{table}:{files[table].name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return "files-" + digest.hexdigest()[:12]
+
+
+def _cache_complete(target: Path) -> bool:
+    manifest = target / MANIFEST
+    if not (manifest.is_file() and (target / "daily.parquet").is_file() and (target / "stocks.parquet").is_file()):
+        return False
+    try:
+        return storage.read_json(manifest).get("format") == CACHE_FORMAT
+    except storage.StorageError:
+        return False
+
+
+def _write_daily(daily: pd.DataFrame, path: Path) -> None:
+    """Sorted by trade_date, one row group per month, so that :func:`read_month` reads one group."""
+    table = pa.Table.from_pandas(daily, schema=DAILY_SCHEMA, preserve_index=False)
+    months = daily["trade_date"].to_numpy(dtype="datetime64[M]")
+    starts = np.flatnonzero(np.r_[True, months[1:] != months[:-1]]) if len(months) else np.array([0])
+    stops = np.r_[starts[1:], len(months)]
+    with storage.atomic_path(path) as tmp:
+        with pq.ParquetWriter(tmp, DAILY_SCHEMA, compression="zstd") as writer:
+            for start, stop in zip(starts, stops):
+                writer.write_table(table.slice(int(start), int(stop - start)))
+
+
+def month_states(frames: MarketFrames) -> dict[str, str]:
+    """month -> fingerprint of the source's content up to that month (bars, point-in-time stocks, truth).
+
+    Chained month by month, so a month's state covers its whole history and appending later months leaves
+    it unchanged; a correction changes the state of its month and of every later one.
+    """
+    daily = frames.daily
+    if daily.empty:
+        return {}
+    months = daily["trade_date"].dt.strftime("%Y-%m").to_numpy()
+    bounds = np.flatnonzero(np.r_[True, months[1:] != months[:-1], True])
+    stocks = frames.stocks
+    states, chain = {}, hashlib.sha256(b"factor-pipeline source state")
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        month = months[start]
+        end = session_calendar.parse_month(month).end_time.normalize()
+        listed = stocks[stocks["list_date"] <= end].assign(
+            delist_date=stocks["delist_date"].where(stocks["delist_date"] <= end, pd.NaT)
+        )
+        chain.update(pd.util.hash_pandas_object(daily.iloc[start:stop], index=False).to_numpy().tobytes())
+        chain.update(pd.util.hash_pandas_object(listed, index=False).to_numpy().tobytes())
+        if frames.truth is not None:
+            truth = frames.truth[frames.truth["month"] == month]
+            chain.update(pd.util.hash_pandas_object(truth, index=False).to_numpy().tobytes())
+        states[month] = chain.copy().hexdigest()[:16]
+    return states
+
+
+def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
+    _write_daily(frames.daily, target / "daily.parquet")
+    storage.write_parquet(
+        pa.Table.from_pandas(frames.stocks, schema=STOCKS_SCHEMA, preserve_index=False), target / "stocks.parquet"
+    )
+    if frames.truth is not None:
+        storage.write_parquet(
+            pa.Table.from_pandas(frames.truth, schema=TRUTH_SCHEMA, preserve_index=False), target / "truth.parquet"
+        )
+    states = month_states(frames)
+    if manifest["source"] != "synthetic":
+        # Input files are named by their content, so moving or copying the directory keeps the identity.
+        first = min(states) if states else "none"
+        manifest["identity"] = f"input files whose first month {first} has content {states.get(first, 'none')}"
+    # Written last: its presence marks a complete cache.
+    storage.write_json(
+        {**manifest, "format": CACHE_FORMAT, "month_states": states, **month_summary(frames)}, target / MANIFEST
+    )
+
+
+def load_source(source: str, cfg: Config, cache_dir: Path, calendar_path: str | None = None) -> Path:
+    """Materialise the whole source once as canonical Parquet under ``cache_dir/<key>/``; return that directory.
+
+    ``source`` is ``"synthetic"`` or a directory of input files. The key is ``synthetic-<market fingerprint>-cal-
+    <calendar fingerprint>`` or ``files-<hash of the files' names, sizes, mtimes and the calendar>``, because
+    the synthetic market and the validation both depend on the sessions; a complete cache is reused as it
+    is. The input is validated fully before anything is written. The manifest records the source's identity
+    and its month states (:func:`month_states`). The source's calendar (a file named by ``calendar_path``,
+    default FACTOR_PIPELINE_CALENDAR, or trade_cal.* in the input directory) becomes the active one.
+    """
+    cache_dir = Path(cache_dir)
+    text = str(source).strip()
+    if calendar_path is None:
+        calendar_path = os.environ.get(session_calendar.CALENDAR_ENV) or None
+    calendar = session_calendar.activate(session_calendar.resolve(text, calendar_path))
+    if text.lower() == "synthetic":
+        target = cache_dir / f"synthetic-{cfg.fingerprint('market')}-cal-{calendar.fingerprint}"
+        if _cache_complete(target):
+            return target
+        from factor_pipeline.market.synthetic import generate_market  # lazy: a heavy module
+
+        market = generate_market(cfg.market, calendar=calendar)
+        frames = validate_frames(market.daily, market.stocks, getattr(market, "truth", None), label="synthetic market")
+        manifest = {
+            "source": "synthetic",
+            "identity": f"synthetic market {cfg.fingerprint('market')}",
+            "market": cfg.to_dict()["market"],
+            "calendar": calendar.description,
+        }
+    else:
+        directory = source_directory(text, from_env=True)
+        files = locate_inputs(directory)
+        target = cache_dir / _files_key(directory, files, calendar.fingerprint)
+        if _cache_complete(target):
+            return target
+        frames = read_inputs(files)
+        manifest = {
+            "source": str(directory.resolve()),
+            "files": {k: p.name for k, p in files.items()},
+            "calendar": calendar.description,
+        }
+    _write_cache(target, frames, manifest)
+    return target
+
+
+def read_manifest(cache: Path) -> dict:
+    return storage.read_json(Path(cache) / MANIFEST)
+
+
+def _read_cached(path: Path, filters=None) -> pd.DataFrame:
+    if not path.is_file():
+        raise storage.StorageError(f"{path} does not exist: run load_source (the raw_bars asset) first")
+    try:
+        return pq.read_table(path, filters=filters).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise storage.StorageError(f"{path} is corrupt or truncated ({exc}); delete {path.parent} to rebuild it") from exc
+
+
+def read_month(cache: Path, month: str) -> MarketFrames:
+    """The month's daily rows, the stocks table as of its rebalance date d(m), and its truth rows (or None).
+
+    Point in time: only names with list_date <= d(m); a delist_date later than d(m) is not yet known and
+    reads NaT.
+    """
+    cache = Path(cache)
+    period = session_calendar.parse_month(month)
+    rebalance = session_calendar.rebalance_date(month)
+    start, end = period.start_time, period.end_time.normalize()
+    daily = _read_cached(cache / "daily.parquet", filters=[("trade_date", ">=", start), ("trade_date", "<=", end)])
+    daily = daily.reset_index(drop=True)
+    daily["trade_date"] = daily["trade_date"].astype("datetime64[ns]")
+
+    stocks = _read_cached(cache / "stocks.parquet")
+    for column in ("list_date", "delist_date"):
+        stocks[column] = stocks[column].astype("datetime64[ns]")
+    stocks = stocks[stocks["list_date"] <= rebalance].reset_index(drop=True)
+    stocks["delist_date"] = stocks["delist_date"].where(stocks["delist_date"] <= rebalance, pd.NaT)
+
+    truth = None
+    if (cache / "truth.parquet").is_file():
+        truth = _read_cached(cache / "truth.parquet", filters=[("month", "==", month)]).reset_index(drop=True)
+    return MarketFrames(daily, stocks, truth)
+
+
+def month_summary(frames: MarketFrames) -> dict:
+    """Plain-Python numbers for Dagster metadata."""
+    daily = frames.daily
+    dates = daily["trade_date"]
+    return {
+        "rows": int(len(daily)),
+        "stocks": int(daily["ts_code"].nunique()),
+        "listed_stocks": int(len(frames.stocks)),
+        "sessions": int(dates.nunique()),
+        "first_date": dates.min().date().isoformat() if len(daily) else None,
+        "last_date": dates.max().date().isoformat() if len(daily) else None,
+        "suspended_rows": int((daily["volume"] == 0).sum()),
+        "truth_rows": None if frames.truth is None else int(len(frames.truth)),
+    }
