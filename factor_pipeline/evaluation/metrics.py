@@ -172,19 +172,17 @@ class MonthEvaluation:
     industry_ic: pd.DataFrame = field(default_factory=pd.DataFrame)  # industry, ic, n_stocks
     industry_long_excess: pd.DataFrame = field(default_factory=pd.DataFrame)  # industry, excess_return, n_long
 
-    def ic_record(self, as_of=None) -> dict:
-        """A row of eval.ic; ``as_of`` (the last close R runs to) is known only to the caller."""
-        return {"month": self.month, "ic": self.ic, "rank_ic": self.rank_ic, "n_stocks": self.n_stocks, "as_of": as_of}
+    def ic_record(self) -> dict:
+        """The IC columns of a row of eval.ic (and of eval.baselines)."""
+        return {"ic": self.ic, "rank_ic": self.rank_ic, "n_stocks": self.n_stocks}
 
     def portfolio_record(self) -> dict:
-        """A row of eval.portfolio."""
+        """The portfolio columns of a row of eval.portfolio (and of eval.baselines)."""
         return {
-            "month": self.month,
             "long_return": self.long_return,
             "benchmark_return": self.benchmark_return,
             "excess_return": self.excess_return,
             "turnover": self.turnover,
-            "n_long": self.n_long,
         }
 
 

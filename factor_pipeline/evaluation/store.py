@@ -115,30 +115,8 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
     def truth_corr(column: str) -> float:
         return np.nan if expected is None else metrics.truth_corr(table[column], expected)
 
-    ic_row = pd.DataFrame(
-        [
-            {
-                **base,
-                "ic": main.ic,
-                "rank_ic": main.rank_ic,
-                "n_stocks": main.n_stocks,
-                "oracle_ic": oracle_ic,
-                "truth_corr": truth_corr("pret"),
-            }
-        ]
-    )
-    portfolio_row = pd.DataFrame(
-        [
-            {
-                **base,
-                "long_return": main.long_return,
-                "benchmark_return": main.benchmark_return,
-                "excess_return": main.excess_return,
-                "turnover": main.turnover,
-                "n_long": main.n_long,
-            }
-        ]
-    )
+    ic_row = pd.DataFrame([{**base, **main.ic_record(), "oracle_ic": oracle_ic, "truth_corr": truth_corr("pret")}])
+    portfolio_row = pd.DataFrame([{**base, **main.portfolio_record(), "n_long": main.n_long}])
     baselines, holdings = [], [pd.DataFrame({"month": month, "factor": "pret", "ts_code": main.top_codes})]
     for column in BASELINE_COLUMNS:
         if column not in table:
@@ -147,18 +125,7 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
             month, _panel(table, column, returns), _previous_top(layout, month, column, cfg), cfg.factor
         )
         baselines.append(
-            {
-                **base,
-                "factor": column,
-                "ic": result.ic,
-                "rank_ic": result.rank_ic,
-                "n_stocks": result.n_stocks,
-                "long_return": result.long_return,
-                "benchmark_return": result.benchmark_return,
-                "excess_return": result.excess_return,
-                "turnover": result.turnover,
-                "truth_corr": truth_corr(column),
-            }
+            {**base, "factor": column, **result.ic_record(), **result.portfolio_record(), "truth_corr": truth_corr(column)}
         )
         holdings.append(pd.DataFrame({"month": month, "factor": column, "ts_code": result.top_codes}))
 

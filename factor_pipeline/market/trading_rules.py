@@ -47,7 +47,6 @@ INDUSTRY_NAMES: tuple[str, ...] = tuple(english for _, _, english in SW_INDUSTRI
 EXCLUDED_FROM_ATTRIBUTION = "Conglomerates"
 _CANONICAL = {name: english for _, chinese, english in SW_INDUSTRIES for name in (chinese, english)}
 
-MIN_LISTED_SESSIONS = 126  # six months: the seed's "listed for at least 6 months"
 NO_LIMIT_SESSIONS = 5  # registration-system IPOs trade without a limit for their first 5 sessions
 
 CHINEXT_20PCT_FROM = pd.Timestamp("2020-08-24")

@@ -26,7 +26,7 @@ monthly = partitions.monthly_partitions()
 # Lookbacks are properties of the code (features) and of the profile (the training window).
 # The longest training window of any profile, so that the asset graph is the same whatever the environment;
 # the backfill plan drops the months a source does not have, and each step reads only its own window.
-MODEL_LOOKBACK = max(training.lookback_months(profile_config(profile)) for profile in PROFILES)
+MODEL_LOOKBACK_MONTHS = max(training.lookback_months(profile_config(profile)) for profile in PROFILES)
 
 # Only I/O on the source can fail transiently (a network filesystem, a file still being copied); bad data,
 # missing upstream months and training cannot, so nothing else retries.
@@ -145,8 +145,8 @@ def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
 
 
 _model_history = {
-    "samples": _history("samples", MODEL_LOOKBACK),
-    "raw_bars": _history("raw_bars", MODEL_LOOKBACK),
+    "samples": _history("samples", MODEL_LOOKBACK_MONTHS),
+    "raw_bars": _history("raw_bars", MODEL_LOOKBACK_MONTHS),
 }
 
 

@@ -350,8 +350,8 @@ def test_industry_long_excess_against_alphalens_and_by_hand():
 def test_month_evaluation_records():
     result = evaluate_month("2024-11", make_panel(seed=17), None, CFG)
     assert isinstance(result, MonthEvaluation)
-    assert result.ic_record("2024-12-31")["as_of"] == "2024-12-31"
-    assert set(result.portfolio_record()) >= {"month", "long_return", "benchmark_return", "excess_return", "turnover"}
+    assert result.ic_record() == {"ic": result.ic, "rank_ic": result.rank_ic, "n_stocks": result.n_stocks}
+    assert list(result.portfolio_record()) == ["long_return", "benchmark_return", "excess_return", "turnover"]
     with pytest.raises(ValueError, match="twice"):
         evaluate_month("2024-11", pd.concat([make_panel(n=3), make_panel(n=3)]), None, CFG)
     with pytest.raises(ValueError, match="buyable"):
@@ -481,8 +481,8 @@ def test_summary_from_evaluate_month_end_to_end():
     for i, m in enumerate(months):
         r = evaluate_month(m, make_panel(seed=100 + i, industries=INDUSTRIES + ["Conglomerates"]), prev, CFG)
         prev = r.top_codes
-        rows_ic.append({**r.ic_record(month_end(m)), "complete": True})
-        rows_pf.append({**r.portfolio_record(), "complete": True})
+        rows_ic.append({"month": m, **r.ic_record(), "as_of": month_end(m), "complete": True})
+        rows_pf.append({"month": m, **r.portfolio_record(), "complete": True})
         ind_ic.append(r.industry_ic.assign(month=m))
         ind_ex.append(r.industry_long_excess.assign(month=m))
     s = summarize(pd.DataFrame(rows_ic), pd.DataFrame(rows_pf), pd.concat(ind_ic), pd.concat(ind_ex))
