@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 
 from factor_pipeline.config import ModelConfig
 from factor_pipeline.model.gru import GRUFactorModel, ic_loss, predict, resolve_device, train_gru
-from factor_pipeline.model.checkpoints import CheckpointError, load_checkpoint, package_versions, save_checkpoint
+from factor_pipeline.model.checkpoints import save_checkpoint
 
 SMOKE = ModelConfig(gru_hidden=(16, 16), mlp_hidden=(32, 16, 16), lr=3e-3, max_epochs=6, patience=3, device="cpu")
 
@@ -41,9 +40,6 @@ def trained():
     return days, result, logs
 
 
-# -- model -----------------------------------------------------------------------------------------
-
-
 def test_forward_shape_and_layers():
     model = GRUFactorModel(18, (16, 24), (32, 8))
     out = model(torch.randn(7, 40, 18))
@@ -51,29 +47,6 @@ def test_forward_shape_and_layers():
     assert [g.hidden_size for g in model.grus] == [16, 24]
     linears = [m for m in model.mlp if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(24, 32), (32, 8), (8, 1)]
-
-
-def test_fused_cpu_gru_matches_nn_gru():
-    """The hand-written CPU forward/backward computes nn.GRU's function and gradients."""
-    torch.manual_seed(0)
-    model = GRUFactorModel(18, (12, 20), (16,)).double()
-    x = torch.randn(9, 6, 18, dtype=torch.double)
-    results = []
-    for fused in (True, False):
-        model.fused_cpu = fused
-        model.zero_grad()
-        xi = x.clone().requires_grad_(True)
-        out = model(xi)
-        (out * torch.linspace(-1, 1, 9, dtype=torch.double)).sum().backward()
-        results.append((out.detach(), [p.grad.clone() for p in model.parameters()], xi.grad.clone()))
-    (o1, g1, x1), (o2, g2, x2) = results
-    torch.testing.assert_close(o1, o2, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(x1, x2, rtol=1e-10, atol=1e-12)
-    for a, b in zip(g1, g2):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-
-
-# -- IC loss ---------------------------------------------------------------------------------------
 
 
 def test_ic_loss_is_negative_pearson():
@@ -104,11 +77,6 @@ def test_ic_loss_constant_prediction_is_finite():
     assert torch.isfinite(p.grad).all()
 
 
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-
-
 def test_resolve_device(monkeypatch):
     assert resolve_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -119,15 +87,6 @@ def test_resolve_device(monkeypatch):
         resolve_device("tpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto").type == "cuda"
-
-
-def test_package_versions():
-    versions = package_versions()
-    assert set(versions) == {"torch", "numpy", "pandas", "python"}
-    assert versions["torch"] == torch.__version__
-
-
-# -- training --------------------------------------------------------------------------------------
 
 
 def test_training_learns_planted_signal(trained):
@@ -181,79 +140,3 @@ def test_training_is_deterministic_and_leaves_global_state(tmp_path):
     save_checkpoint(tmp_path / "a", a.state_dict, {"seed": 11})
     save_checkpoint(tmp_path / "b", b.state_dict, {"seed": 11})
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
-
-
-# -- checkpoints -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    state = GRUFactorModel(18, (8, 8), (8,)).state_dict()
-    sidecar = {"model": dataclasses.asdict(SMOKE), "versions": package_versions()}
-    path = tmp_path / "ckpt" / "2024-06"
-    save_checkpoint(path, state, sidecar)
-    return path, state, sidecar
-
-
-def test_checkpoint_round_trip(checkpoint):
-    path, state, sidecar = checkpoint
-    assert sorted(p.name for p in path.parent.iterdir()) == ["2024-06.json", "2024-06.pt"]  # no temp files left
-    loaded, meta = load_checkpoint(path, expected={"model": dataclasses.asdict(SMOKE)})
-    assert loaded.keys() == state.keys()
-    assert all(torch.equal(loaded[k], state[k]) for k in state)
-    assert meta["versions"] == sidecar["versions"] and len(meta["weights_sha256"]) == 64
-    model = GRUFactorModel(18, (8, 8), (8,))
-    model.load_state_dict(loaded)  # loads into the architecture that made it
-
-
-def test_checkpoint_config_mismatch(checkpoint):
-    path, _, _ = checkpoint
-    other = dataclasses.asdict(dataclasses.replace(SMOKE, gru_hidden=(32, 32)))
-    with pytest.raises(CheckpointError, match="different model") as err:
-        load_checkpoint(path, expected={"model": other})
-    assert str(path.with_suffix(".json")) in str(err.value)
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip"])
-def test_damaged_weights_raise_checkpoint_error(checkpoint, damage):
-    path, _, _ = checkpoint
-    pt = path.with_suffix(".pt")
-    data = pt.read_bytes()
-    if damage == "truncate":
-        pt.write_bytes(data[: len(data) // 2])
-    elif damage == "garbage":
-        pt.write_bytes(b"not a checkpoint" * 10)
-    else:
-        pt.write_bytes(data[:-200] + bytes(b ^ 0xFF for b in data[-200:]))
-    with pytest.raises(CheckpointError) as err:
-        load_checkpoint(path)
-    assert str(pt) in str(err.value)
-
-
-def test_damaged_weights_without_hash_still_raise(checkpoint):
-    """A sidecar without the hash (hand-written) still gets a CheckpointError, not a raw torch error."""
-    path, _, _ = checkpoint
-    js, pt = path.with_suffix(".json"), path.with_suffix(".pt")
-    meta = json.loads(js.read_text())
-    del meta["weights_sha256"]
-    js.write_text(json.dumps(meta))
-    pt.write_bytes(pt.read_bytes()[:300])
-    with pytest.raises(CheckpointError, match="cannot be read") as err:
-        load_checkpoint(path)
-    assert str(pt) in str(err.value)
-
-
-@pytest.mark.parametrize("missing", [".pt", ".json"])
-def test_missing_file_raises_checkpoint_error(checkpoint, missing):
-    path, _, _ = checkpoint
-    path.with_suffix(missing).unlink()
-    with pytest.raises(CheckpointError, match="missing") as err:
-        load_checkpoint(path)
-    assert str(path.with_suffix(missing)) in str(err.value)
-
-
-def test_corrupt_sidecar_raises_checkpoint_error(checkpoint):
-    path, _, _ = checkpoint
-    path.with_suffix(".json").write_text("{ not json")
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load_checkpoint(path)
