@@ -102,10 +102,6 @@ def mean_and_se(values) -> dict:
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# Portfolio selection
-
-
 def _order(codes: pd.Series, factor: pd.Series) -> pd.Index:
     """Positions ordered by (factor descending, ts_code ascending); NaN factors are dropped."""
     frame = pd.DataFrame({"ts_code": codes.to_numpy(), "factor": factor.to_numpy()}, index=codes.index)
@@ -149,10 +145,6 @@ def group_turnover(current: list[str], previous: list[str] | None) -> float:
 def _mean(values: pd.Series) -> float:
     values = values.dropna()
     return float(values.mean()) if len(values) else math.nan
-
-
-# ---------------------------------------------------------------------------------------------
-# One month
 
 
 @dataclass
@@ -275,11 +267,8 @@ def evaluate_month(
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Return statistics (METRICS.md: Long portfolio). Each drops NaN months first.
-
-
 def _clean(returns) -> pd.Series:
+    """The return statistics (METRICS.md: Long portfolio) each drop NaN months first."""
     return pd.Series(returns, dtype="float64").dropna()
 
 
@@ -339,10 +328,6 @@ def icir(ic) -> float:
     if len(values) < 2:
         return math.nan
     return _ratio(float(values.mean()), float(values.std(ddof=1)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Summary
 
 
 def _sorted_by_month(frame: pd.DataFrame) -> pd.DataFrame:

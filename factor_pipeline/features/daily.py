@@ -35,15 +35,12 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-
 # The longest window looks back 20 traded days; two months hold at least 34 XSHG sessions before any
 # month's first session (one month can hold as few as 14, around the Spring Festival).
 FEATURE_LOOKBACK_MONTHS: int = 2
 
 
-
 FEATURE_COLUMNS: tuple[str, ...] = ("ts_code", "trade_date", "month", *FEATURE_NAMES, "adj_close")
-
 
 
 def compute_features(daily: pd.DataFrame, month: str) -> pd.DataFrame:

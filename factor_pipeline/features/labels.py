@@ -32,7 +32,6 @@ def forward_returns(daily: pd.DataFrame, targets: pd.DataFrame) -> pd.Series:
     return pd.Series(values, index=targets.index, name="forward_return")
 
 
-
 def compute_labels(daily: pd.DataFrame, samples: pd.DataFrame, horizon: int, as_of) -> pd.Series:
     """Forward return over ``horizon`` sessions after each sample's date; NaN until that session <= as_of."""
     sessions = session_calendar.all_sessions()

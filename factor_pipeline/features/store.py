@@ -18,7 +18,6 @@ def _sample_paths(directory: Path, month: str) -> tuple[Path, Path]:
     return directory / f"{month}.npy", directory / f"{month}.parquet"
 
 
-
 def save_samples(directory: Path, month: str, X: np.ndarray, samples: pd.DataFrame, provenance: dict | None = None) -> None:
     """<dir>/<m>.npy then <dir>/<m>.parquet, each atomic.
 
@@ -31,7 +30,6 @@ def save_samples(directory: Path, month: str, X: np.ndarray, samples: pd.DataFra
     npy_path, parquet_path = _sample_paths(directory, month)
     storage.write_npy(np.ascontiguousarray(X, dtype=np.float32), npy_path)
     storage.write_parquet(samples, parquet_path, provenance)
-
 
 
 def load_samples(directory: Path, months: list[str], eligible_only: bool = True) -> tuple[np.ndarray, pd.DataFrame]:

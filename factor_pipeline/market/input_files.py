@@ -52,10 +52,6 @@ _FALSE = frozenset({"false", "f", "0", "0.0", "no", "n", ""})
 _PRICE_TOLERANCE = 1e-9  # relative; high/low checks ignore float noise below this
 
 
-# --------------------------------------------------------------------------------------------------
-# Errors and frames
-
-
 class InputValidationError(ValueError):
     """Bad input: names the file, the column, the 0-based data row (or None) and the offending value.
 
@@ -98,10 +94,6 @@ class MarketFrames:
     daily: pd.DataFrame
     stocks: pd.DataFrame
     truth: pd.DataFrame | None
-
-
-# --------------------------------------------------------------------------------------------------
-# Vectorised checks over a raw frame
 
 
 class _Checker:
@@ -326,10 +318,6 @@ def _parse_bool(chk: _Checker, column: str) -> np.ndarray:
     )
     truth = np.append(np.array([t in _TRUE for t in texts], dtype=bool), False)
     return truth[codes]
-
-
-# --------------------------------------------------------------------------------------------------
-# Table validation and canonicalisation
 
 
 def _validate_stocks(file: str, raw: pd.DataFrame) -> pd.DataFrame:
@@ -565,10 +553,6 @@ def validate_frames(daily: pd.DataFrame, stocks: pd.DataFrame, truth: pd.DataFra
     if truth is not None:
         canonical_truth = _validate_truth(f"{label} truth", _normalise_columns(truth, f"{label} truth"))
     return MarketFrames(canonical_daily, canonical_stocks, canonical_truth)
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading the input directory
 
 
 def _normalise_columns(df: pd.DataFrame, file: str) -> pd.DataFrame:

@@ -19,9 +19,7 @@ import torch
 _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # g * s * (1 - s) in one pass, into out
 
 
-
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input  # g * (1 - t^2) in one pass, into out
-
 
 
 class GRULayerCPU(torch.autograd.Function):
@@ -92,13 +90,10 @@ class GRULayerCPU(torch.autograd.Function):
         return d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
-
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
 
 
-
 _GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
-
 
 
 @contextlib.contextmanager

@@ -48,7 +48,6 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
-
 def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
     from factor_pipeline.features.labels import compute_labels
     from factor_pipeline.features.store import load_samples
@@ -71,11 +70,9 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     return group_training_data(train_month, samples, X_all, labels, cfg)
 
 
-
 def _artifact_id(kind: str, train_month: str, cfg: Config, data_fingerprint: str, *parts: str) -> str:
     payload = "|".join([kind, train_month, cfg.fingerprint("samples", "gan", "model"), data_fingerprint, *parts])
     return f"{train_month}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
-
 
 
 @dataclass
@@ -84,7 +81,6 @@ class GanArtifact:
     path: Path | None
     sidecar: dict
     trained: bool
-
 
 
 def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print) -> GanArtifact:
@@ -133,13 +129,11 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
     return GanArtifact(gan_id, path, sidecar, True)
 
 
-
 def load_generator(layout: Layout, gan_id: str) -> dict:
     from factor_pipeline.model import gan
 
     state, _ = gan.load_gan(layout.gan_models / f"{gan_id}.pt", expected={"gan_id": gan_id})
     return state
-
 
 
 def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact, layout: Layout):
@@ -159,14 +153,12 @@ def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact
     return train, val
 
 
-
 @dataclass
 class CheckpointArtifact:
     checkpoint_id: str
     path: Path
     sidecar: dict
     trained: bool
-
 
 
 def ensure_checkpoint(
@@ -211,7 +203,6 @@ def ensure_checkpoint(
     }
     checkpoints.save_checkpoint(path, state, sidecar)
     return CheckpointArtifact(checkpoint_id, path, sidecar, True)
-
 
 
 def predict_month(

@@ -92,10 +92,6 @@ def al_frame(panels: dict, column="factor"):
     return pd.concat(frames)
 
 
-# ------------------------------------------------------------------------------------------------
-# IC and RankIC
-
-
 def test_factor_equal_to_return_has_ic_one_and_reversed_minus_one():
     panel = make_panel(seed=1)
     panel["factor"] = panel["fwd_return"].fillna(0.0)
@@ -151,10 +147,6 @@ def test_oracle_ic_aligns_on_ts_code_and_uses_pairs():
     fwd = pd.Series(panel["fwd_return"].to_numpy(), index=panel["ts_code"])
     joined = pd.concat([expected.rename("e"), fwd.rename("r")], axis=1).dropna()
     assert oracle_ic(expected, fwd) == pytest.approx(stats.pearsonr(joined.e, joined.r)[0], abs=1e-12)
-
-
-# ------------------------------------------------------------------------------------------------
-# Long portfolio
 
 
 @pytest.mark.parametrize("n_buyable", [7, 10, 11, 37, 100, 101, 105, 299])
@@ -281,10 +273,6 @@ def test_turnover_against_alphalens_and_by_hand():
     assert math.isnan(group_turnover(cur5, None))
 
 
-# ------------------------------------------------------------------------------------------------
-# Industry attribution
-
-
 def test_industry_ic_against_scipy_and_alphalens_by_group():
     sizes = {"Banks": 40, "Steel": 25, "Media": 10, "Coal": 9, "Conglomerates": 30}
     industries = [k for k, n in sizes.items() for _ in range(n)]
@@ -356,10 +344,6 @@ def test_month_evaluation_records():
         evaluate_month("2024-11", pd.concat([make_panel(n=3), make_panel(n=3)]), None, CFG)
     with pytest.raises(ValueError, match="buyable"):
         evaluate_month("2024-11", make_panel(n=3).drop(columns="buyable"), None, CFG)
-
-
-# ------------------------------------------------------------------------------------------------
-# Return statistics and the summary
 
 
 def test_three_month_nav_and_drawdown_by_hand():

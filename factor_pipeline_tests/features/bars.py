@@ -97,10 +97,6 @@ def build(daily, stocks, month, cfg=CFG):
     return build_samples(features_for(daily, months), daily, stocks, month, cfg)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Hand-computed features
-
-
 def _session(day: str) -> pd.Timestamp:
     return pd.Timestamp(day)
 

@@ -100,5 +100,3 @@ def test_hand_computed_listing_day(tiny_market):
     assert second["volume_ratio_5"] == pytest.approx(2000.0 / 4000.0)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Forward returns and labels

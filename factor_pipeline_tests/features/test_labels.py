@@ -80,5 +80,3 @@ def test_labels_past_calendar_horizon_are_nan():
     assert np.isnan(labels.iloc[1])
 
 
-# ---------------------------------------------------------------------------------------------------
-# Universe filters and flags

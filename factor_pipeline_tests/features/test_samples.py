@@ -140,10 +140,6 @@ def test_sequence_lookback_covers_every_window():
         assert sessions.get_loc(session_calendar.month_sessions(month)[0]) - sessions.get_loc(lookback) >= 20, month
 
 
-# ---------------------------------------------------------------------------------------------------
-# Standardisation against a straightforward pandas computation
-
-
 def _reference_series(values: np.ndarray, mad_clip: float) -> np.ndarray:
     clipped = _reference_clipped(values, mad_clip)
     out = np.zeros_like(values)
@@ -286,10 +282,6 @@ def test_scale_steps_keep_each_stocks_level_and_volatility_and_standardise_acros
     assert S[:, :, ret].mean(axis=1).std() > 3 * X[:, :, FEATURE_NAMES.index("ret")].mean(axis=1).std()
 
 
-# ---------------------------------------------------------------------------------------------------
-# No look-ahead
-
-
 def test_no_look_ahead():
     codes = [f"60{i:04d}.SH" for i in range(25)] + ["300001.SZ", "688002.SH"]
     first, last = "2023-08-01", "2024-05-31"
@@ -357,5 +349,3 @@ def test_no_look_ahead():
             assert labels.iloc[i] == pytest.approx(adj[row.ts_code, end] / adj[row.ts_code, row.trade_date] - 1)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Storage

@@ -86,10 +86,7 @@ def cache_files(cache: Path) -> list[Path]:
     return [p for p in cache.rglob("*")] if cache.exists() else []
 
 
-# --------------------------------------------------------------------------------------------------
 # Bad input: one case per check. Each mutates the valid frames and names the expected (file, column, row).
-
-
 def _set(frame_name, row, column, value):
     def mutate(daily, stocks):
         frame = daily if frame_name == "daily" else stocks
@@ -318,10 +315,6 @@ def test_error_pickles_with_its_fields():
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Valid input: canonical frames
-
-
 def typed_daily(daily: pd.DataFrame) -> pd.DataFrame:
     out = daily.copy()
     for column in ["open", "high", "low", "close", "pre_close", "volume", "amount", "adj_factor"]:
@@ -405,10 +398,6 @@ def test_gbk_encoded_csv_is_read(tmp_path):
     stocks.to_csv(source / "stocks.csv", index=False, encoding="gb18030")
     frames = read_directory(source)
     assert frames.stocks.set_index("ts_code").loc["600001.SH", "industry"] == "Steel"
-
-
-# --------------------------------------------------------------------------------------------------
-# The cache and months
 
 
 def test_market_frames_is_frozen():

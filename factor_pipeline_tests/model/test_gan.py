@@ -54,9 +54,6 @@ def augment_result(data):
     return train_gan(X, y, SMOKE, seed=3)
 
 
-# -- losses ----------------------------------------------------------------------------------------
-
-
 def test_losses_at_zero_logits():
     zero = torch.zeros(10)
     assert generator_loss(zero).item() == pytest.approx(math.log(2))
@@ -86,9 +83,6 @@ def test_losses_are_stable_at_extreme_logits():
     assert big.grad[1].item() == pytest.approx(-0.5)
 
 
-# -- modules ---------------------------------------------------------------------------------------
-
-
 def test_generator_and_discriminator_shapes():
     z = torch.randn(5, 40, 8)
     seq, label = SequenceGenerator("augment", 8, 16)(z)
@@ -101,9 +95,6 @@ def test_generator_and_discriminator_shapes():
     assert SequenceDiscriminator((4, 8), with_label=True)(x, label).shape == (5,)
     with pytest.raises(ValueError):
         SequenceGenerator("transform", 8, 16)(z)
-
-
-# -- training --------------------------------------------------------------------------------------
 
 
 def test_train_augment_runs_and_is_deterministic(data, augment_result):
@@ -163,9 +154,6 @@ def test_bad_arguments(data):
         train_gan(X, y, dataclasses.replace(SMOKE, mode="off"), seed=0)
 
 
-# -- similarity table ------------------------------------------------------------------------------
-
-
 def test_similarity_table(data):
     X, _ = data
     noise = np.random.default_rng(1).standard_normal(X.shape).astype(np.float32) * 2 + 1
@@ -186,9 +174,6 @@ def test_similarity_table(data):
     # AR(1) with phi 0.8 (a 40-step sample's estimate is biased a little down) vs white noise
     assert (table["acf1_real"] > 0.6).all()
     assert (table["acf1_generated"].abs() < 0.1).all()
-
-
-# -- persistence -----------------------------------------------------------------------------------
 
 
 def test_save_load_round_trip(tmp_path, augment_result):

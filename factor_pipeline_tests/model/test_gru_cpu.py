@@ -31,4 +31,3 @@ def test_fused_cpu_gru_matches_nn_gru():
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
-# -- IC loss ---------------------------------------------------------------------------------------

@@ -32,9 +32,6 @@ def cpu_flags(monkeypatch):
     precision.cpu_bf16_support.cache_clear()
 
 
-# -- detection and fallback --------------------------------------------------------------------------
-
-
 def test_bf16_is_native_with_avx512_bf16_or_amx(cpu_flags):
     cpu_flags("sse4_2", "avx512f", "avx512_bf16")
     assert precision.cpu_bf16_support() == "avx512_bf16"
@@ -76,9 +73,6 @@ def test_bf16_training_on_a_cpu_without_it_is_fp32_bit_for_bit(cpu_flags):
     assert bf16.precision["precision"] == "fp32" and any("falls back" in line for line in logs)
     for key in fp32.state_dict:
         assert torch.equal(bf16.state_dict[key], fp32.state_dict[key])
-
-
-# -- the bfloat16 fused GRU -------------------------------------------------------------------------
 
 
 @needs_bf16
@@ -127,9 +121,6 @@ def test_bf16_training_learns_is_deterministic_and_reports_its_precision():
     assert np.corrcoef(p16, p32)[0, 1] > 0.99
 
 
-# -- profile settings ---------------------------------------------------------------------------------
-
-
 def test_gan_off_baseline_is_off_in_full_and_on_in_demo_unless_overridden(monkeypatch):
     assert profile_config("full").factor.gan_off_baseline is False
     assert profile_config("demo").factor.gan_off_baseline is True
@@ -146,9 +137,6 @@ def test_gan_off_baseline_is_off_in_full_and_on_in_demo_unless_overridden(monkey
     monkeypatch.setenv("FACTOR_PIPELINE_GAN_OFF_BASELINE", "maybe")
     with pytest.raises(ConfigError, match="FACTOR_PIPELINE_GAN_OFF_BASELINE"):
         PipelineResource.from_env().config
-
-
-# -- bench/bench_gpu.py in its CPU dry mode ------------------------------------------------------------
 
 
 def test_bench_gpu_dry_mode_projects_and_runs_the_retrain(monkeypatch):
