@@ -297,7 +297,7 @@ def similarity_table(X_real: np.ndarray, X_fake: np.ndarray, feature_names: Sequ
 
 
 def save_gan(path: Path, result: GanResult, sidecar: dict) -> None:
-    """Both networks in one .pt + a .json sidecar, with the checkpoint conventions of model.py."""
+    """Both networks in one .pt + a .json sidecar, with the checkpoint conventions of checkpoints.py."""
     state = {"generator": result.generator_state, "discriminator": result.discriminator_state}
     save_checkpoint(path, state, {**sidecar, "steps_run": result.steps_run, "stop_reason": result.stop_reason})
 

@@ -1,4 +1,4 @@
-"""The fused CPU GRU layer of model.py with bfloat16 matmuls, for ``model.precision = "bf16"``.
+"""The fused CPU GRU layer of gru_cpu.py with bfloat16 matmuls, for ``model.precision = "bf16"``.
 
 Autocast does not reach inside a custom autograd Function in a useful way (its ``out=`` and in-place
 matmuls are never cast), so this layer casts explicitly: the input, the weights and a bfloat16 copy of
@@ -9,7 +9,7 @@ as with autocast's own matmuls.
 
 The backward pass keeps each step's gate gradients in float32 for the gate arithmetic and one bfloat16
 copy of them as the operand of that step's matmuls (hidden, input and weight gradients); the weight and
-bias gradients accumulate in float32. The equations are those of ``model._GRULayerCPU``.
+bias gradients accumulate in float32. The equations are those of ``gru_cpu.GRULayerCPU``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class GRULayerCPUBF16(torch.autograd.Function):
                 torch.add(pre[:, : 2 * H], b_rz, out=rz[t]).sigmoid_()
                 torch.add(pre[:, 3 * H :], b_hn, out=ghn[t])
                 torch.add(pre[:, 2 * H : 3 * H], b_in, out=n[t])
-                n[t].addcmul_(rz[t, :, :H], ghn[t]).mul_(2).sigmoid_().mul_(2).sub_(1)  # tanh, as in model.py
+                n[t].addcmul_(rz[t, :, :H], ghn[t]).mul_(2).sigmoid_().mul_(2).sub_(1)  # tanh, as in gru_cpu.py
                 torch.lerp(n[t], hs[t], rz[t, :, H:], out=hs[t + 1])
                 if t + 1 < T:
                     xh[t + 1, :, I:].copy_(hs[t + 1])

@@ -4,7 +4,7 @@
 arithmetic natively: CPUs with AVX512-BF16 or AMX, and CUDA devices that report bf16 support. Elsewhere
 bfloat16 is emulated and slower than float32, so the request falls back to ``fp32`` with a log line.
 The recurrent state, the gate arithmetic, the loss, the optimiser and the weights stay float32; only
-the operands of the matmuls are rounded (the fused CPU GRU in model.py does this explicitly, since
+the operands of the matmuls are rounded (the fused CPU GRU in gru_cpu.py does this explicitly, since
 autocast does not see inside its autograd Function).
 
 What was asked and what ran are both reported (``describe``), in checkpoint sidecars and asset
