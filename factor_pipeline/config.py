@@ -30,7 +30,7 @@ class MarketConfig:
     seed: int = 20260301
     start: str = "2015-01-05"  # simulation start; burn-in before the first partition month
     end: str = ""  # empty: the session calendar's last day (see session_calendar)
-    # Planted effects, as multipliers of the documented strengths (market/synthetic.py): 1.0 is the
+    # Planted effects, as multipliers of the documented strengths (market/synthetic): 1.0 is the
     # embedded market, 0.0 switches an effect off. The last two are absent from the embedded market
     # (0.0) and exist so that a model can be judged on markets it was not tuned on.
     reversal: float = 1.0
