@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -82,10 +83,35 @@ def digests(home: Path) -> dict[str, str]:
     return found
 
 
-def differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
+def _json_paths(value, prefix=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _json_paths(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_paths(item, f"{prefix}[{index}]")
+    else:
+        yield prefix, value
+
+
+def _what_differs(before_home: Path, after_home: Path, name: str) -> str:
+    """For a JSON file, the first fields that differ, so that a reader sees what changed."""
+    if not name.endswith(".json"):
+        return ""
+    a = dict(_json_paths(json.loads((before_home / name).read_text())))
+    b = dict(_json_paths(json.loads((after_home / name).read_text())))
+    changed = [f"{key}: {a.get(key)!r} -> {b.get(key)!r}" for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)]
+    return "".join(f"\n               {line}" for line in changed[:8])
+
+
+def differences(before: dict[str, str], after: dict[str, str], homes: tuple[Path, Path] | None = None) -> list[str]:
     lines = [f"only before: {name}" for name in sorted(before.keys() - after.keys())]
     lines += [f"only after:  {name}" for name in sorted(after.keys() - before.keys())]
-    lines += [f"differs:     {name}" for name in sorted(before.keys() & after.keys()) if before[name] != after[name]]
+    lines += [
+        f"differs:     {name}" + (_what_differs(*homes, name) if homes and ":" not in name else "")
+        for name in sorted(before.keys() & after.keys())
+        if before[name] != after[name]
+    ]
     return lines
 
 
@@ -108,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                     subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(scratch / f"src-{side}")],
                                    capture_output=True)
         before, after = digests(homes["before"]), digests(homes["after"])
-        lines = differences(before, after)
+        lines = differences(before, after, (homes["before"], homes["after"]))
         print(f"{len(before)} files before, {len(after)} after, {len(lines)} differences")
         for line in lines:
             print(line)
