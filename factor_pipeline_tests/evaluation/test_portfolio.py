@@ -1,6 +1,5 @@
 """The long portfolio's group sizes and return statistics, against empyrical and hand computations."""
 
-
 import math
 
 import empyrical
@@ -24,7 +23,6 @@ def test_group_sizes_near_equal():
     assert top_fraction_size(100, 0.29) == 29  # not floored to 28 by 0.29 * 100 = 28.999...
 
 
-
 def test_three_month_nav_and_drawdown_by_hand():
     r = pd.Series([0.10, -0.20, 0.05])
     np.testing.assert_allclose(nav(r).to_numpy(), [1.1, 0.88, 0.924])
@@ -33,7 +31,6 @@ def test_three_month_nav_and_drawdown_by_hand():
     assert max_drawdown([-0.1, 0.05]) == pytest.approx(0.1)  # NAV(0) = 1 is a peak
     assert max_drawdown([0.1, 0.2]) == 0.0
     assert math.isnan(max_drawdown([])) and math.isnan(annualised_volatility([0.1]))
-
 
 
 def test_return_helpers_against_empyrical():
