@@ -20,9 +20,13 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance settings: PostgreSQL storage when FACTOR_PIPELINE_POSTGRES_URL is set (README, Operations).
+# Copied every time, so that setting or unsetting the variable takes effect.
+INSTANCE_YAML := $(if $(FACTOR_PIPELINE_POSTGRES_URL),dagster.postgres.yaml,dagster.yaml)
+.PHONY: $(DAGSTER_HOME)/dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp $(INSTANCE_YAML) $@
 
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/factor-pipeline backfill --from $(DEMO_FROM) --to $(DEMO_TO) --executor in_process --parallel 2

@@ -52,10 +52,13 @@ def materialised(layout: Layout, asset: str, month: str) -> bool:
 
 
 def ensure_dagster_home(layout: Layout) -> Path:
-    """DAGSTER_HOME under FACTOR_PIPELINE_HOME (absolute), with the repository's dagster.yaml in it."""
+    """DAGSTER_HOME under FACTOR_PIPELINE_HOME (absolute), with the repository's dagster.yaml in it
+    (dagster.postgres.yaml when FACTOR_PIPELINE_POSTGRES_URL is set)."""
+    from factor_pipeline.pipeline.executors import instance_yaml
+
     home = Path(os.environ.get("DAGSTER_HOME") or layout.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    source = REPO_ROOT / "dagster.yaml"
+    source = REPO_ROOT / instance_yaml()
     target = home / "dagster.yaml"
     if source.exists() and (not target.exists() or target.read_bytes() != source.read_bytes()):
         shutil.copyfile(source, target)
