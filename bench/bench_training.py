@@ -36,7 +36,7 @@ from factor_pipeline.model import gan
 from factor_pipeline.model import gru
 from factor_pipeline.market import session_calendar
 from factor_pipeline.model import training
-from factor_pipeline.config import SEED_TRAINING, Config, profile_config  # noqa: E402
+from factor_pipeline.config import SEED_TRAINING, STEP_CHANNELS, Config, profile_config  # noqa: E402
 from factor_pipeline.market.synthetic import generate_market  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
@@ -62,6 +62,13 @@ OPTIONS: dict[str, dict] = {
     "epochs30": {**SEED_TRAINING, "max_epochs": 30, "patience": 8},
     "lr3e-4": {**SEED_TRAINING, "lr": 3e-4},
     "window400": {**SEED_TRAINING, "train_window_sessions": 400},
+    # Return-unit channels beside the seed's window (ModelConfig.step_channels)
+    "step_ret": {**SEED_TRAINING, "step_channels": ("ret",)},
+    "step_rets": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret")},
+    "step_ret_skip": {**SEED_TRAINING, "step_channels": ("ret",), "linear_skip": True},
+    "step_rets_skip": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret"), "linear_skip": True},
+    "slow": {**SEED_TRAINING, "lr": 3e-4, "max_epochs": 30, "patience": 6},
+    "step_all": {**SEED_TRAINING, "step_channels": STEP_CHANNELS},
     "default": {},  # whatever ModelConfig's defaults are in the profile
 }
 # Options that change the GAN stage rather than the GRU's training (GanConfig changes).
@@ -194,6 +201,9 @@ class Dataset:
         X = np.asarray(self.X[index])
         if cfg.model.inputs == "scale_steps":
             return np.concatenate([X, np.asarray(self.S[index])], axis=2)
+        if cfg.model.step_channels:
+            keep = [windows.STATE_FEATURES.index(c) for c in cfg.model.step_channels]
+            X = np.concatenate([X, np.asarray(self.S[index])[..., keep]], axis=2)
         return training.model_inputs(X, rows, cfg)
 
     def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
@@ -314,6 +324,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--from", dest="first", default="2021-12")
     parser.add_argument("--to", dest="last", default="2024-11")
+    parser.add_argument("--score-from", default=None, help="score only months from this one (screening); the dataset stays --from..--to")
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--options", default="seed,default")
     parser.add_argument("--seeds", type=int, default=1)
@@ -324,7 +335,7 @@ def main() -> None:
 
     base = profile_config(args.profile)
     base = base.replace(market=VARIANTS[args.variant])
-    months = month_range(args.first, args.last)
+    months = month_range(args.score_from or args.first, args.last)
     first_train = training.training_month(args.first, base.model.retrain_months)
     started = time.time()
     # The longest window among the options decides how much history the dataset holds.

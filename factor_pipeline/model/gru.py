@@ -134,8 +134,13 @@ class GRUFactorModel(nn.Module):
         mlp_hidden: Sequence[int] = (256, 64, 64),
         dropout: float = 0.0,
         head_side: int = 0,
+        skip: tuple[int, int, int] | None = None,
     ):
         super().__init__()
+        # ``skip`` = (first channel, number of channels, steps): a linear read of those channels over the
+        # whole window, added to the output (ModelConfig.linear_skip); None keeps the seed's model.
+        self.skip_channels = skip
+        self.skip = nn.Linear(skip[1] * skip[2], 1, bias=False) if skip else None
         # The last ``head_side`` input channels are per-sample side inputs (constant along the window):
         # they skip the GRU and join its final state at the MLP.
         self.head_side = head_side
@@ -179,7 +184,12 @@ class GRUFactorModel(nn.Module):
         # The 64 -> 1 output layer stays float32 even under autocast: bfloat16's 8-bit mantissa would
         # tie hundreds of the 5,000 pRet values a date ranks, and the layer costs nothing.
         with torch.autocast(h.device.type, enabled=False):
-            return self.mlp[-1](h.to(self.mlp[-1].weight.dtype)).squeeze(-1)
+            out = self.mlp[-1](h.to(self.mlp[-1].weight.dtype)).squeeze(-1)
+            if self.skip is not None:
+                first, count, _ = self.skip_channels
+                read = x[..., first : first + count].reshape(len(x), -1).to(self.skip.weight.dtype)
+                out = out + self.skip(read).squeeze(-1)
+            return out
 
 
 def ic_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -293,9 +303,11 @@ def split_dates(dates: Sequence, val_fraction: float) -> tuple[list, list]:
 SEQUENCE_FEATURES = 18  # the daily features of a window; channels beyond them are side inputs
 
 
-def build_model(cfg: ModelConfig, n_features: int) -> GRUFactorModel:
-    head_side = n_features - SEQUENCE_FEATURES if cfg.side_at == "head" and n_features > SEQUENCE_FEATURES else 0
-    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side)
+def build_model(cfg: ModelConfig, n_features: int, seq_len: int = 40) -> GRUFactorModel:
+    sequence = SEQUENCE_FEATURES + len(cfg.step_channels)  # the window's channels, then the step channels
+    head_side = n_features - sequence if cfg.side_at == "head" and n_features > sequence else 0
+    skip = (SEQUENCE_FEATURES, len(cfg.step_channels), seq_len) if cfg.linear_skip and cfg.step_channels else None
+    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side, skip)
 
 
 def optimizer_for(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
@@ -354,7 +366,7 @@ def train_gru(
         )
     prec = precision.resolve(cfg.precision, device, log)
     with deterministic(device, seed), reuse_freed_memory():
-        model = build_model(cfg, n_features).to(device)  # initialised from the seeded global RNG
+        model = build_model(cfg, n_features, train[0][0].shape[1]).to(device)  # initialised from the seeded global RNG
         optimizer = optimizer_for(model, cfg)
         order_rng = torch.Generator().manual_seed(seed)  # date order, independent of the init stream
         best_state, best_epoch, best_ic = cpu_state(model), 0, -math.inf
@@ -423,7 +435,7 @@ def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, 
 
 def _predict_one(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int) -> np.ndarray:
     device = resolve_device(cfg.device)
-    model = build_model(cfg, n_features)
+    model = build_model(cfg, n_features, X.shape[1])
     model.load_state_dict(state_dict)
     model.to(device).eval()
     out = np.empty(len(X), dtype=np.float64)

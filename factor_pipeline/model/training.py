@@ -191,6 +191,17 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
     return np.concatenate([X, side], axis=2)
 
 
+def with_step_channels(X: np.ndarray, steps: np.ndarray, cfg: Config) -> np.ndarray:
+    """X with the configured step channels (ModelConfig.step_channels) of ``steps`` (windows.scale_steps, the same
+    rows) appended along the last axis; X itself when none are configured."""
+    if not cfg.model.step_channels:
+        return X
+    from factor_pipeline.features.windows import STATE_FEATURES
+
+    keep = [STATE_FEATURES.index(c) for c in cfg.model.step_channels]
+    return np.concatenate([X, np.asarray(steps[..., keep], dtype=np.float32)], axis=2)
+
+
 def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
     from factor_pipeline.features import windows
 
@@ -201,7 +212,11 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     X_all, samples = windows.load_samples(layout.dataset("samples"), months, eligible_only=True)
     keep = samples["trade_date"].isin(dates).to_numpy()
     samples = samples.loc[keep].reset_index(drop=True)
-    X_all = model_inputs(X_all[keep], samples, cfg)
+    if cfg.model.step_channels:
+        X_all = with_step_channels(X_all[keep], windows.load_steps(layout.dataset("samples"), months)[keep], cfg)
+    else:
+        X_all = X_all[keep]
+    X_all = model_inputs(X_all, samples, cfg)
     as_of = session_calendar.rebalance_date(train_month)
     bars = read_months(layout, "raw_bars/daily", months)
     labels = windows.compute_labels(bars, samples, cfg.samples.label_horizon, as_of).to_numpy(dtype=np.float64)
@@ -280,7 +295,7 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
         )
     from factor_pipeline.features.windows import FEATURE_NAMES
 
-    similarity = gan.similarity_table(X[:2048], fake, FEATURE_NAMES)
+    similarity = gan.similarity_table(X[:2048], fake, _channel_names(cfg, FEATURE_NAMES, X.shape[-1]))
     sidecar = {
         "gan_id": gan_id,
         "train_month": data.train_month,
@@ -298,6 +313,12 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
     }
     gan.save_gan(path, result, sidecar)
     return GanArtifact(gan_id, path, sidecar, True)
+
+
+def _channel_names(cfg: Config, feature_names, n_channels: int) -> list[str]:
+    """Names of the model's input channels: the window's features, the step channels, then side inputs."""
+    names = [*feature_names, *(f"step_{c}" for c in cfg.model.step_channels)]
+    return names + [f"side_{k}" for k in range(n_channels - len(names))]
 
 
 def load_generator(layout: Layout, gan_id: str) -> dict:
@@ -412,7 +433,8 @@ def predict_month(
     layout: Layout, X: np.ndarray, checkpoint_id: str, cfg: Config, samples: pd.DataFrame | None = None
 ) -> np.ndarray:
     """pRet of the samples X (one date's cross-section; ``samples`` its rows, needed with inputs = "scale")
-    with the given checkpoint (after the GAN transform in transform mode)."""
+    with the given checkpoint (after the GAN transform in transform mode). With step channels configured, X
+    already holds them (:func:`with_step_channels`)."""
     from factor_pipeline.model import gan
     from factor_pipeline.model import gru
 

@@ -134,7 +134,8 @@ def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
     daily = read_months(layout, "raw_bars/daily", _months(layout, month, 1))
     stocks = read_months(layout, "raw_bars/stocks", [month])
     X, table = feature_stage.build_samples(history, daily, stocks, month, cfg.samples)
-    feature_stage.save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month))
+    steps = feature_stage.scale_steps(history, table, cfg.samples)  # for ModelConfig.step_channels
+    feature_stage.save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month), steps)
     _finish(context, pipeline)
     per_date = table.groupby("trade_date")[["eligible", "buyable"]].sum()
     return dg.MaterializeResult(
@@ -264,6 +265,8 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
     layout.verify("samples", month)
     X, table = feature_stage.load_samples(layout.dataset("samples"), [month], eligible_only=True)
     on_date = (table["trade_date"] == rebalance).to_numpy()
+    if cfg.model.step_channels:
+        X = training.with_step_channels(X, feature_stage.load_steps(layout.dataset("samples"), [month]), cfg)
     X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
     if len(table) == 0:
         raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")

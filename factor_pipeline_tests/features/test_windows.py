@@ -625,6 +625,8 @@ def test_no_look_ahead():
     n = int(samples.loc[keep, "eligible"].sum())
     assert n > 0
     assert np.array_equal(X[:n], X2[:n])
+    # The step channels (ModelConfig.step_channels) too: standardised across the date's stocks only.
+    assert np.array_equal(F.scale_steps(feats, samples, CFG)[:n], F.scale_steps(feats2, samples2, CFG)[:n])
 
     # Labels known by t (as_of <= t) are the same in both worlds; later ones are NaN.
     prev_month = session_calendar.shift_month(month, -1)
@@ -717,3 +719,21 @@ def test_load_samples_errors(tmp_path):
     (tmp_path / "2024-02.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(storage.StorageError, match="2024-02.parquet"):
         F.load_samples(tmp_path, ["2024-02"])
+
+
+def test_step_channels_are_stored_beside_the_samples_row_for_row(tmp_path):
+    rng = np.random.default_rng(5)
+    X1, s1 = _fake_month("2024-02", 6, rng)
+    X2, s2 = _fake_month("2024-03", 5, rng)
+    S1 = rng.normal(size=(*X1.shape[:2], len(F.STATE_FEATURES))).astype(np.float32)
+    S2 = rng.normal(size=(*X2.shape[:2], len(F.STATE_FEATURES))).astype(np.float32)
+    F.save_samples(tmp_path, "2024-02", X1, s1, steps=S1)
+    F.save_samples(tmp_path, "2024-03", X2, s2, steps=S2)
+    X, _ = F.load_samples(tmp_path, ["2024-02", "2024-03"])
+    S = F.load_steps(tmp_path, ["2024-02", "2024-03"])
+    assert S.shape[:2] == X.shape[:2] and np.array_equal(S, np.concatenate([S1, S2]))
+    with pytest.raises(ValueError, match="steps"):
+        F.save_samples(tmp_path, "2024-04", X1, s1, steps=S1[:-1])
+    F.save_samples(tmp_path, "2024-05", X1, s1)  # without steps: readers that need them say what to do
+    with pytest.raises(storage.StorageError, match="re-materialise"):
+        F.load_steps(tmp_path, ["2024-05"])

@@ -211,3 +211,53 @@ def test_the_seed_preset_is_one_environment_switch_away(monkeypatch, tmp_path):
     monkeypatch.setenv("FACTOR_PIPELINE_TRAINING", "fast")
     with pytest.raises(ConfigError, match="FACTOR_PIPELINE_TRAINING"):
         PipelineResource.from_env().config
+
+
+def test_step_channels_join_the_window_in_their_configured_order():
+    from factor_pipeline.config import STEP_CHANNELS
+    from factor_pipeline.features.windows import STATE_FEATURES
+
+    assert STEP_CHANNELS == STATE_FEATURES  # config's list of allowed names is the features module's
+    X = np.zeros((3, 40, 18), dtype=np.float32)
+    steps = np.arange(3 * 40 * len(STATE_FEATURES), dtype=np.float32).reshape(3, 40, -1)
+    plain = profile_config("smoke")
+    assert training.with_step_channels(X, steps, plain) is X
+    cfg = plain.replace(model={"step_channels": ("overnight_ret", "ret")})
+    out = training.with_step_channels(X, steps, cfg)
+    assert out.shape == (3, 40, 20) and out.dtype == np.float32
+    assert np.array_equal(out[..., 18], steps[..., STATE_FEATURES.index("overnight_ret")])
+    assert np.array_equal(out[..., 19], steps[..., STATE_FEATURES.index("ret")])
+    for bad in (("close",), ("ret", "ret")):  # a price level is no step channel; no repeats
+        with pytest.raises(ConfigError, match="step_channels"):
+            plain.replace(model={"step_channels": bad})
+
+
+def test_step_channels_enter_the_gru_and_side_inputs_at_the_head_stay_after_them():
+    cfg = profile_config("smoke").replace(model={"step_channels": ("ret", "intraday_ret", "overnight_ret")})
+    assert gru.build_model(cfg.model, 21).grus[0].input_size == 21
+    head = cfg.replace(model={"inputs": "scale", "side_at": "head"})
+    net = gru.build_model(head.model, 21 + 22)
+    assert net.grus[0].input_size == 21 and net.head_side == 22
+
+
+def test_linear_skip_reads_the_step_channels_over_the_whole_window(torch_one_thread):
+    cfg = profile_config("smoke").replace(model={"step_channels": ("ret",), "linear_skip": True})
+    net = gru.build_model(cfg.model, 19, seq_len=40)
+    assert net.skip is not None and net.skip.in_features == 40
+    assert gru.build_model(cfg.replace(model={"linear_skip": False}).model, 19).skip is None
+    x = torch.randn(4, 40, 19)
+    with torch.no_grad():
+        net.skip.weight.zero_()
+        base = net(x)
+        net.skip.weight[0, 39] = 2.0  # the last step of the step channel
+        assert torch.allclose(net(x) - base, 2.0 * x[:, 39, 18], atol=1e-6)
+
+
+def test_training_with_step_channels_is_deterministic(torch_one_thread):
+    cfg = profile_config("smoke").replace(model={"max_epochs": 2, "patience": 2, "step_channels": ("ret",)})
+    rng = np.random.default_rng(3)
+    batches = [(rng.normal(size=(30, 6, 19)).astype(np.float32), rng.normal(size=30).astype(np.float32)) for _ in range(5)]
+    a, _ = training.train_members(batches[:3], batches[3:], cfg)
+    b, _ = training.train_members(batches[:3], batches[3:], cfg)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert gru.predict(a, batches[4][0], cfg.model, n_features=19).shape == (30,)
