@@ -67,6 +67,7 @@ OPTIONS: dict[str, dict] = {
     "step_rets": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret")},
     "step_ret_skip": {**SEED_TRAINING, "step_channels": ("ret",), "linear_skip": True},
     "step_rets_skip": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret"), "linear_skip": True},
+    "refit": {**SEED_TRAINING, "refit": True},
     "slow": {**SEED_TRAINING, "lr": 3e-4, "max_epochs": 30, "patience": 6},
     "step_all": {**SEED_TRAINING, "step_channels": STEP_CHANNELS},
     "default": {},  # whatever ModelConfig's defaults are in the profile
@@ -224,8 +225,8 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
             started = time.time()
             td = data.training_data(train_month, cfg)
             with training.torch_threads(cfg.model.num_threads):
-                generator, batches_train, batches_val = _gan_stage(td, cfg)
-                state, results = training.train_members(batches_train, batches_val, cfg, log=log)
+                generator, batches_train, batches_val, every_date = _gan_stage(td, cfg)
+                state, results = training.train_members(batches_train, batches_val, cfg, log=log, every_date=every_date)
             trainings[train_month] = (state, generator)
             fits[train_month] = {
                 "seconds": round(time.time() - started, 1),
@@ -253,7 +254,7 @@ def _gan_stage(td: training.TrainingData, cfg: Config):
     X, y = list(td.X), list(td.y)
     train_X = td.train_X()
     if cfg.gan.mode == "off":
-        return None, list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :]))
+        return None, list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :])), list(zip(X, y))
     result = gan.train_gan(train_X, td.train_y() if cfg.gan.mode == "augment" else None, cfg.gan, seed=cfg.model.seed)
     if cfg.gan.mode == "transform":
         X = [gan.transform(result, cfg.gan, x) for x in X]
@@ -262,7 +263,7 @@ def _gan_stage(td: training.TrainingData, cfg: Config):
         n_real = sum(len(b[1]) for b in train)
         X_gen, y_gen = gan.generate(result, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
         train = training.augment_batches(train, X_gen, y_gen)
-    return result, train, val
+    return result, train, val, list(zip(X, y))
 
 
 FACTORS = ("pret", "reversal_20d", "abnormal_turnover", "low_volatility")
@@ -330,11 +331,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first-seed", type=int, default=0, help="index of the first seed (seed + 100 x index)")
     parser.add_argument("--variant", default="embedded", choices=sorted(VARIANTS))
+    parser.add_argument("--stocks", type=int, default=0, help="market.n_stocks instead of the profile's (a learning curve)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
     base = profile_config(args.profile)
-    base = base.replace(market=VARIANTS[args.variant])
+    base = base.replace(market={**VARIANTS[args.variant], **({"n_stocks": args.stocks} if args.stocks else {})})
     months = month_range(args.score_from or args.first, args.last)
     first_train = training.training_month(args.first, base.model.retrain_months)
     started = time.time()
@@ -343,7 +345,7 @@ def main() -> None:
     data = Dataset(base.replace(model={"train_window_sessions": longest}), first_train, args.last, args.variant)
     result = {
         "profile": args.profile,
-        "variant": args.variant,
+        "variant": args.variant + (f", {args.stocks} stocks" if args.stocks else ""),
         "market": base.to_dict()["market"],
         "months": f"{months[0]}..{months[-1]}",
         "dataset_seconds": round(time.time() - started, 1),

@@ -95,6 +95,9 @@ class ModelConfig:
     label_transform: str = "rank"  # per date: "zscore" (the seed), "winsor" (z-score clipped at 3), "rank"
     weight_decay: float = 0.0  # decoupled (AdamW); 0 keeps the seed's plain Adam
     dropout: float = 0.0  # on the MLP's hidden layers
+    # After early stopping, train each member again from its seed on every date of the window (training,
+    # purged and validation: the newest 13 dates join) for the epochs early stopping chose.
+    refit: bool = False
     ensemble: int = 1  # models trained from seeds seed, seed+1, ...; pRet is their mean
     # "window": the seed's per-window z-score only; "scale": plus each non-level feature's window mean and
     # log-volatility, ranked across the date's stocks; "scale_all": the same for all 18 features
@@ -122,6 +125,7 @@ SEED_TRAINING = {
     "inputs": "window",
     "step_channels": (),
     "linear_skip": False,
+    "refit": False,
 }
 
 

@@ -354,11 +354,18 @@ def train_gru(
     n_features: int,
     seed: int,
     log: Callable[[str], None] | None = None,
+    fixed_epochs: int | None = None,
 ) -> TrainResult:
-    """Train on one date per batch; keep the weights of the epoch with the best validation IC."""
+    """Train on one date per batch; keep the weights of the epoch with the best validation IC.
+
+    ``fixed_epochs``: train exactly that many epochs and keep the last weights, with no validation
+    (``val_days`` may be empty): the refit on every date (ModelConfig.refit).
+    """
     device = resolve_device(cfg.device)
     train = _to_tensors(train_days, device)
     val = _to_tensors(val_days, device)
+    if fixed_epochs is not None:
+        return _train_fixed(train, cfg, n_features, seed, fixed_epochs, device, log)
     if not train or not val:
         raise ValueError(
             f"train_gru needs at least one training and one validation date with >= {MIN_DATE_SIZE} samples "
@@ -393,6 +400,29 @@ def train_gru(
                         log(f"early stop after epoch {epoch}: no better val IC for {cfg.patience} epochs")
                     break
     return TrainResult(best_state, len(val_ic), best_epoch, best_ic, train_loss, val_ic, prec.describe())
+
+
+def _train_fixed(train, cfg: ModelConfig, n_features: int, seed: int, epochs: int, device, log) -> TrainResult:
+    """train_gru's loop (same initialisation, date order and steps) for a fixed number of epochs, no validation."""
+    if not train or epochs < 1:
+        raise ValueError(f"a fixed-epoch fit needs dates and at least one epoch (got {len(train)} dates, {epochs} epochs)")
+    prec = precision.resolve(cfg.precision, device, log)
+    with deterministic(device, seed), reuse_freed_memory():
+        model = build_model(cfg, n_features, train[0][0].shape[1]).to(device)
+        optimizer = optimizer_for(model, cfg)
+        order_rng = torch.Generator().manual_seed(seed)
+        train_loss = []
+        for epoch in range(1, epochs + 1):
+            model.train()
+            total = 0.0
+            for i in torch.randperm(len(train), generator=order_rng).tolist():
+                X, y = train[i]
+                total += training_step(model, optimizer, X, y, prec).item()
+            train_loss.append(total / len(train))
+            if log:
+                log(f"refit epoch {epoch}: train loss {train_loss[-1]:.4f}")
+        model.eval()
+        return TrainResult(cpu_state(model), epochs, epochs, math.nan, train_loss, [], prec.describe())
 
 
 ENSEMBLE_PREFIX = "member"

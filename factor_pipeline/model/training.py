@@ -335,6 +335,7 @@ def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact
     if cfg.gan.mode == "transform":
         state = load_generator(layout, gan_artifact.gan_id)
         X = [gan.transform(state, cfg.gan, x) for x in X]
+    every_date = list(zip(X, y))
     train = list(zip(X[: data.n_train], y[: data.n_train]))
     val = list(zip(X[data.val_start :], y[data.val_start :]))
     if cfg.gan.mode == "augment" and cfg.gan.augment_ratio > 0:
@@ -342,7 +343,7 @@ def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact
         n_real = sum(len(b[1]) for b in train)
         X_gen, y_gen = gan.generate(state, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
         train = augment_batches(train, X_gen, y_gen)
-    return train, val
+    return train, val, every_date
 
 
 def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
@@ -365,16 +366,29 @@ def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
     return out
 
 
-def train_members(train, val, cfg: Config, log: Log | None = None):
-    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results)."""
+def train_members(train, val, cfg: Config, log: Log | None = None, every_date=None):
+    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results).
+
+    With ``model.refit`` each member is trained again from its seed on ``every_date`` (all of the window's
+    dates: training, purged and validation, in time order) for the number of epochs that early stopping chose,
+    and the refitted weights are kept; ``results`` stay those of the early-stopped fits.
+    """
     from factor_pipeline.model import gru
 
     n_features = train[0][0].shape[-1]
-    results = [
-        gru.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log)
-        for i in range(cfg.model.ensemble)
-    ]
-    return gru.pack_ensemble([r.state_dict for r in results]), results
+    results, states = [], []
+    for i in range(cfg.model.ensemble):
+        result = gru.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log)
+        results.append(result)
+        if cfg.model.refit:
+            if every_date is None:
+                raise ValueError("model.refit needs every date of the window (train_members(..., every_date=...))")
+            epochs = max(1, result.best_epoch)
+            refit = gru.train_gru(every_date, [], cfg.model, n_features, cfg.model.seed + i, log, fixed_epochs=epochs)
+            states.append(refit.state_dict)
+        else:
+            states.append(result.state_dict)
+    return gru.pack_ensemble(states), results
 
 
 @dataclass
@@ -400,8 +414,8 @@ def ensure_checkpoint(
         except gru.CheckpointError as exc:
             log(f"retraining: the stored checkpoint is unusable ({exc})")
     with torch_threads(cfg.model.num_threads):
-        train, val = _training_batches(data, cfg, gan_artifact, layout)
-        state, results = train_members(train, val, cfg, log=log)
+        train, val, every_date = _training_batches(data, cfg, gan_artifact, layout)
+        state, results = train_members(train, val, cfg, log=log, every_date=every_date)
     result = results[0]
     sidecar = {
         "checkpoint_id": checkpoint_id,

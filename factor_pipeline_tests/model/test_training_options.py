@@ -261,3 +261,22 @@ def test_training_with_step_channels_is_deterministic(torch_one_thread):
     b, _ = training.train_members(batches[:3], batches[3:], cfg)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert gru.predict(a, batches[4][0], cfg.model, n_features=19).shape == (30,)
+
+
+def test_refit_trains_each_member_again_on_every_date_for_the_chosen_epochs(torch_one_thread):
+    base = profile_config("smoke").replace(model={"max_epochs": 3, "patience": 2})
+    cfg = base.replace(model={"refit": True, "ensemble": 2})
+    train, val = _tiny_batches(0), _tiny_batches(1, n_dates=2)
+    every = train + _tiny_batches(2, n_dates=1) + val  # training, purged and validation dates
+    with pytest.raises(ValueError, match="every date"):
+        training.train_members(train, val, cfg)
+    state, results = training.train_members(train, val, cfg, every_date=every)
+    members = gru.unpack_ensemble(state)
+    for i, (member, result) in enumerate(zip(members, results)):
+        early, _ = training.train_members(train, val, base.replace(model={"seed": base.model.seed + i}))
+        assert all(torch.equal(early[k], result.state_dict[k]) for k in early)  # the early-stopped fit is unchanged
+        refit = gru.train_gru(every, [], cfg.model, 18, base.model.seed + i, fixed_epochs=max(1, result.best_epoch))
+        assert all(torch.equal(member[k], refit.state_dict[k]) for k in member)
+        assert refit.epochs_run == max(1, result.best_epoch) and not refit.val_ic
+    again, _ = training.train_members(train, val, cfg, every_date=every)
+    assert all(torch.equal(again[k], state[k]) for k in state)
