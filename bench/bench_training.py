@@ -67,6 +67,8 @@ OPTIONS: dict[str, dict] = {
     "step_rets": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret")},
     "step_ret_skip": {**SEED_TRAINING, "step_channels": ("ret",), "linear_skip": True},
     "step_rets_skip": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret"), "linear_skip": True},
+    "last20": {**SEED_TRAINING, "window_steps": 20},
+    "last30": {**SEED_TRAINING, "window_steps": 30},
     "refit": {**SEED_TRAINING, "refit": True},
     "slow": {**SEED_TRAINING, "lr": 3e-4, "max_epochs": 30, "patience": 6},
     "step_all": {**SEED_TRAINING, "step_channels": STEP_CHANNELS},
@@ -202,10 +204,8 @@ class Dataset:
         X = np.asarray(self.X[index])
         if cfg.model.inputs == "scale_steps":
             return np.concatenate([X, np.asarray(self.S[index])], axis=2)
-        if cfg.model.step_channels:
-            keep = [windows.STATE_FEATURES.index(c) for c in cfg.model.step_channels]
-            X = np.concatenate([X, np.asarray(self.S[index])[..., keep]], axis=2)
-        return training.model_inputs(X, rows, cfg)
+        steps = np.asarray(self.S[index]) if cfg.model.step_channels else None
+        return training.model_inputs(training.with_step_channels(X, steps, cfg), rows, cfg)
 
     def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
         dates = training.training_dates(train_month, cfg)

@@ -191,15 +191,20 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
     return np.concatenate([X, side], axis=2)
 
 
-def with_step_channels(X: np.ndarray, steps: np.ndarray, cfg: Config) -> np.ndarray:
-    """X with the configured step channels (ModelConfig.step_channels) of ``steps`` (windows.scale_steps, the same
-    rows) appended along the last axis; X itself when none are configured."""
-    if not cfg.model.step_channels:
-        return X
-    from factor_pipeline.features.windows import STATE_FEATURES
+def with_step_channels(X: np.ndarray, steps: np.ndarray | None, cfg: Config) -> np.ndarray:
+    """The window as the model reads it: X with the configured step channels (ModelConfig.step_channels) of
+    ``steps`` (windows.scale_steps, the same rows) appended along the last axis, cut to the last
+    ``model.window_steps`` steps when that is set; X itself when neither is configured."""
+    if cfg.model.step_channels:
+        from factor_pipeline.features.windows import STATE_FEATURES
 
-    keep = [STATE_FEATURES.index(c) for c in cfg.model.step_channels]
-    return np.concatenate([X, np.asarray(steps[..., keep], dtype=np.float32)], axis=2)
+        if steps is None:
+            raise ValueError("model.step_channels needs the samples' step channels (windows.load_steps)")
+        keep = [STATE_FEATURES.index(c) for c in cfg.model.step_channels]
+        X = np.concatenate([X, np.asarray(steps[..., keep], dtype=np.float32)], axis=2)
+    if cfg.model.window_steps:
+        X = X[:, -cfg.model.window_steps :]
+    return X
 
 
 def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
@@ -212,11 +217,8 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     X_all, samples = windows.load_samples(layout.dataset("samples"), months, eligible_only=True)
     keep = samples["trade_date"].isin(dates).to_numpy()
     samples = samples.loc[keep].reset_index(drop=True)
-    if cfg.model.step_channels:
-        X_all = with_step_channels(X_all[keep], windows.load_steps(layout.dataset("samples"), months)[keep], cfg)
-    else:
-        X_all = X_all[keep]
-    X_all = model_inputs(X_all, samples, cfg)
+    steps = windows.load_steps(layout.dataset("samples"), months)[keep] if cfg.model.step_channels else None
+    X_all = model_inputs(with_step_channels(X_all[keep], steps, cfg), samples, cfg)
     as_of = session_calendar.rebalance_date(train_month)
     bars = read_months(layout, "raw_bars/daily", months)
     labels = windows.compute_labels(bars, samples, cfg.samples.label_horizon, as_of).to_numpy(dtype=np.float64)

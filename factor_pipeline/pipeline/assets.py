@@ -265,8 +265,8 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
     layout.verify("samples", month)
     X, table = feature_stage.load_samples(layout.dataset("samples"), [month], eligible_only=True)
     on_date = (table["trade_date"] == rebalance).to_numpy()
-    if cfg.model.step_channels:
-        X = training.with_step_channels(X, feature_stage.load_steps(layout.dataset("samples"), [month]), cfg)
+    steps = feature_stage.load_steps(layout.dataset("samples"), [month]) if cfg.model.step_channels else None
+    X = training.with_step_channels(X, steps, cfg)
     X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
     if len(table) == 0:
         raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")

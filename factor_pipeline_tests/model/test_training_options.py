@@ -280,3 +280,16 @@ def test_refit_trains_each_member_again_on_every_date_for_the_chosen_epochs(torc
         assert refit.epochs_run == max(1, result.best_epoch) and not refit.val_ic
     again, _ = training.train_members(train, val, cfg, every_date=every)
     assert all(torch.equal(again[k], state[k]) for k in state)
+
+
+def test_window_steps_keeps_the_last_steps_of_the_window_and_its_step_channels():
+    X = np.arange(2 * 40 * 18, dtype=np.float32).reshape(2, 40, 18)
+    steps = -np.arange(2 * 40 * 11, dtype=np.float32).reshape(2, 40, 11)
+    cfg = profile_config("smoke").replace(model={"window_steps": 20, "step_channels": ("ret",)})
+    out = training.with_step_channels(X, steps, cfg)
+    assert out.shape == (2, 20, 19)
+    assert np.array_equal(out[:, :, :18], X[:, 20:]) and np.array_equal(out[:, -1, 18], steps[:, -1, 1])
+    with pytest.raises(ValueError, match="step channels"):
+        training.with_step_channels(X, None, cfg)
+    with pytest.raises(ConfigError, match="window_steps"):
+        cfg.replace(model={"window_steps": 41})
