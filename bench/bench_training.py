@@ -40,6 +40,7 @@ from factor_pipeline.config import SEED_TRAINING, STEP_CHANNELS, Config, profile
 from factor_pipeline.market.synthetic import generate_market  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
+TRUTH_TARGET = False  # --truth-target: a diagnostic of what the model could read with noise-free labels
 
 # Each option is a set of ModelConfig changes on top of the profile; "seed" is the seed's training.
 OPTIONS: dict[str, dict] = {
@@ -69,6 +70,8 @@ OPTIONS: dict[str, dict] = {
     "step_rets_skip": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret"), "linear_skip": True},
     "last20": {**SEED_TRAINING, "window_steps": 20},
     "last30": {**SEED_TRAINING, "window_steps": 30},
+    "h10": {**SEED_TRAINING, "label_horizon": 10},
+    "h5": {**SEED_TRAINING, "label_horizon": 5},
     "refit": {**SEED_TRAINING, "refit": True},
     "slow": {**SEED_TRAINING, "lr": 3e-4, "max_epochs": 30, "patience": 6},
     "step_all": {**SEED_TRAINING, "step_channels": STEP_CHANNELS},
@@ -207,13 +210,40 @@ class Dataset:
         steps = np.asarray(self.S[index]) if cfg.model.step_channels else None
         return training.model_inputs(training.with_step_channels(X, steps, cfg), rows, cfg)
 
+    def labels(self, horizon: int) -> tuple[pd.Series, pd.Series]:
+        """(label, label_end) of every sample for a training label of ``horizon`` sessions (cached)."""
+        if horizon == self.cfg.samples.label_horizon:
+            return self.samples["label"], self.samples["label_end"]
+        path = self.dir / f"labels_h{horizon}.parquet"
+        if not path.exists():
+            market = generate_market(self.cfg.market)
+            frame = pd.DataFrame(
+                {"label": windows.compute_labels(market.daily, self.samples, horizon, market.daily["trade_date"].max()).to_numpy()}
+            )
+            end_position = windows._session_positions(self.samples["trade_date"], "samples") + horizon
+            sessions = session_calendar.all_sessions()
+            frame["label_end"] = sessions.values[np.minimum(end_position, len(sessions) - 1)]
+            frame.to_parquet(path)
+        frame = pd.read_parquet(path)
+        return frame["label"].set_axis(self.samples.index), frame["label_end"].set_axis(self.samples.index)
+
     def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
         dates = training.training_dates(train_month, cfg)
         as_of = session_calendar.rebalance_date(train_month)
-        rows = self.samples[self.samples["trade_date"].isin(dates) & (self.samples["label_end"] <= as_of) & self.samples["label"].notna()]
+        label, label_end = self.labels(training.training_label_horizon(cfg))
+        if TRUTH_TARGET:
+            # Diagnostic only (--truth-target): train on the truth itself, on the window's month ends.
+            truth = self.truth.set_index(["month", "ts_code"])["expected_return"]
+            label = pd.Series(truth.reindex(pd.MultiIndex.from_arrays([self.samples["month"], self.samples["ts_code"]])).to_numpy(), index=self.samples.index)
+            # The window's month ends before the training date (the grid rarely holds them; d(T) is scored).
+            ends = {session_calendar.rebalance_date(m) for m in self.samples["month"].unique()}
+            dates = pd.DatetimeIndex(sorted(d for d in ends if dates[0] <= d < as_of))
+            label = label.where(self.samples["trade_date"].isin(dates))
+        rows = self.samples[self.samples["trade_date"].isin(dates) & (label_end <= as_of) & label.notna()]
+        labels = label[rows.index].to_numpy(dtype=np.float64)
         rows = rows.reset_index(drop=True)
         X = self.inputs(rows, cfg)
-        return training.group_training_data(train_month, rows, X, rows["label"].to_numpy(dtype=np.float64), cfg)
+        return training.group_training_data(train_month, rows, X, labels, cfg)
 
 
 def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple[pd.DataFrame, dict]:
@@ -333,7 +363,10 @@ def main() -> None:
     parser.add_argument("--variant", default="embedded", choices=sorted(VARIANTS))
     parser.add_argument("--stocks", type=int, default=0, help="market.n_stocks instead of the profile's (a learning curve)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--truth-target", action="store_true", help="diagnostic: train on the truth (month ends only)")
     args = parser.parse_args()
+    global TRUTH_TARGET
+    TRUTH_TARGET = args.truth_target
 
     base = profile_config(args.profile)
     base = base.replace(market={**VARIANTS[args.variant], **({"n_stocks": args.stocks} if args.stocks else {})})
@@ -345,7 +378,7 @@ def main() -> None:
     data = Dataset(base.replace(model={"train_window_sessions": longest}), first_train, args.last, args.variant)
     result = {
         "profile": args.profile,
-        "variant": args.variant + (f", {args.stocks} stocks" if args.stocks else ""),
+        "variant": args.variant + (f", {args.stocks} stocks" if args.stocks else "") + (", truth target" if args.truth_target else ""),
         "market": base.to_dict()["market"],
         "months": f"{months[0]}..{months[-1]}",
         "dataset_seconds": round(time.time() - started, 1),

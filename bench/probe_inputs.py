@@ -80,10 +80,14 @@ def main() -> None:
     parser.add_argument("--lams", default="0.01,0.1,1,10")
     parser.add_argument("--target", default="label", choices=("label", "truth"))
     parser.add_argument("--steps", type=int, default=40, help="use only the last N steps of each window")
+    parser.add_argument("--horizon", type=int, default=20, help="sessions of the training label")
+    parser.add_argument("--stocks", type=int, default=0, help="market.n_stocks instead of the profile's")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
     base = profile_config("demo")
+    if args.stocks:
+        base = base.replace(market={"n_stocks": args.stocks})
     months = bt.month_range(args.first, args.last)
     first_train = training.training_month(args.first, base.model.retrain_months)
     longest = max([base.model.train_window_sessions] + [o.get("train_window_sessions", 0) for o in bt.OPTIONS.values()])
@@ -98,7 +102,7 @@ def main() -> None:
             for m in months:
                 tm = training.training_month(m, cfg.model.retrain_months)
                 if tm not in fitted:
-                    td_rows = _training_rows(data, tm, cfg)
+                    td_rows = _training_rows(data, tm, cfg, args.horizon)
                     if args.target == "truth":
                         ends = {session_calendar.rebalance_date(k) for k in session_calendar.months_between(
                             session_calendar.month_of(td_rows["trade_date"].min()), tm)}
@@ -129,11 +133,13 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(out, indent=1))
 
 
-def _training_rows(data: bt.Dataset, train_month: str, cfg) -> pd.DataFrame:
-    """The rows bench_training's Dataset.training_data trains on, minus validation and purge dates."""
+def _training_rows(data: bt.Dataset, train_month: str, cfg, horizon: int) -> pd.DataFrame:
+    """The rows bench_training's Dataset.training_data trains on (validation and purge dates included)."""
+    cfg = cfg.replace(model={"label_horizon": horizon})
     dates = training.training_dates(train_month, cfg)
     as_of = session_calendar.rebalance_date(train_month)
-    s = data.samples
+    label, label_end = data.labels(horizon)
+    s = data.samples.assign(label=label, label_end=label_end)
     rows = s[s["trade_date"].isin(dates) & (s["label_end"] <= as_of) & s["label"].notna()].reset_index(drop=True)
     return rows
 

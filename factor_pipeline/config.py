@@ -106,6 +106,7 @@ class ModelConfig:
     # the date's stocks at each step, so they keep return units (a stock's own scale), unlike the per-window
     # z-score: e.g. ("ret",). Empty: the seed's window only. inputs="scale_steps" is all of them.
     step_channels: tuple[str, ...] = ()
+    label_horizon: int = 0  # sessions of the training label; 0: samples.label_horizon (the seed's 20)
     window_steps: int = 0  # the model reads only the last this many steps of each window; 0: all (the seed)
     linear_skip: bool = False  # also a linear read of the step channels over the whole window, added to pRet
     side_at: str = "gru"  # where side inputs enter: "gru" (a channel at every step) or "head" (beside the GRU's state)
@@ -128,6 +129,7 @@ SEED_TRAINING = {
     "linear_skip": False,
     "refit": False,
     "window_steps": 0,
+    "label_horizon": 0,
 }
 
 
@@ -282,6 +284,7 @@ def validate(cfg: Config) -> None:
     unknown = [c for c in cfg.model.step_channels if c not in STEP_CHANNELS]
     _require(not unknown, f"model.step_channels: {unknown} are not among {STEP_CHANNELS}")
     _require(len(set(cfg.model.step_channels)) == len(cfg.model.step_channels), "model.step_channels repeats a name")
+    _require(cfg.model.label_horizon >= 0, "model.label_horizon must be 0 (the samples') or more")
     _require(
         0 <= cfg.model.window_steps <= cfg.samples.seq_len,
         f"model.window_steps={cfg.model.window_steps} must be 0 (all) or at most samples.seq_len",

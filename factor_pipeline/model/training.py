@@ -71,7 +71,16 @@ def training_dates(train_month: str, cfg: Config) -> pd.DatetimeIndex:
     start = session_calendar.all_sessions()[start_position]
     grid = session_calendar.training_grid(start, end, cfg.samples.sample_every)
     positions = session_calendar.all_sessions().get_indexer(grid)
-    return grid[positions + cfg.samples.label_horizon <= end_position]
+    return grid[positions + training_label_horizon(cfg) <= end_position]
+
+
+def training_label_horizon(cfg: Config) -> int:
+    """Sessions of the label the model trains on: model.label_horizon, or the samples' (the seed's 20) when 0.
+
+    The factor is still judged on the next month's return; a shorter training label trades some of that
+    horizon's signal for less noise, and its training dates may run closer to the training date.
+    """
+    return cfg.model.label_horizon or cfg.samples.label_horizon
 
 
 def window_months(train_month: str, cfg: Config) -> list[str]:
@@ -165,7 +174,7 @@ def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
 
 def purge_gap(cfg: Config) -> int:
     """Dates dropped before the first validation date, so that no validation label window overlaps a training one."""
-    return math.ceil(cfg.samples.label_horizon / cfg.samples.sample_every) if cfg.model.purge else 0
+    return math.ceil(training_label_horizon(cfg) / cfg.samples.sample_every) if cfg.model.purge else 0
 
 
 def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarray:
@@ -221,7 +230,7 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     X_all = model_inputs(with_step_channels(X_all[keep], steps, cfg), samples, cfg)
     as_of = session_calendar.rebalance_date(train_month)
     bars = read_months(layout, "raw_bars/daily", months)
-    labels = windows.compute_labels(bars, samples, cfg.samples.label_horizon, as_of).to_numpy(dtype=np.float64)
+    labels = windows.compute_labels(bars, samples, training_label_horizon(cfg), as_of).to_numpy(dtype=np.float64)
     known = np.isfinite(labels)
     samples, X_all, labels = samples.loc[known].reset_index(drop=True), X_all[known], labels[known]
     if len(samples) == 0:

@@ -293,3 +293,17 @@ def test_window_steps_keeps_the_last_steps_of_the_window_and_its_step_channels()
         training.with_step_channels(X, None, cfg)
     with pytest.raises(ConfigError, match="window_steps"):
         cfg.replace(model={"window_steps": 41})
+
+
+def test_a_shorter_training_label_reaches_closer_to_the_training_date_and_purges_less():
+    cfg = profile_config("demo")
+    short = cfg.replace(model={"label_horizon": 10})
+    assert training.training_label_horizon(cfg) == 20 and training.training_label_horizon(short) == 10
+    end = session_calendar.rebalance_date("2024-06")
+    dates, short_dates = training.training_dates("2024-06", cfg), training.training_dates("2024-06", short)
+    assert all(session_calendar.session_offset(t, 10) <= end for t in short_dates)  # still realised by the date
+    assert session_calendar.session_offset(short_dates[-1], 10 + cfg.samples.sample_every) > end
+    assert set(dates) < set(short_dates) and len(short_dates) == len(dates) + 2
+    assert training.purge_gap(short) == 2 and training.purge_gap(cfg) == 4
+    with pytest.raises(ConfigError, match="label_horizon"):
+        cfg.replace(model={"label_horizon": -1})
