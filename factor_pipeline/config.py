@@ -104,8 +104,9 @@ class ModelConfig:
     inputs: str = "window"
     # Non-level features (windows.STATE_FEATURES) added to the window as extra channels standardised only across
     # the date's stocks at each step, so they keep return units (a stock's own scale), unlike the per-window
-    # z-score: e.g. ("ret",). Empty: the seed's window only. inputs="scale_steps" is all of them.
-    step_channels: tuple[str, ...] = ()
+    # z-score. () is the seed's window only; inputs="scale_steps" is all 11. The three daily returns by
+    # measurement (bench/results/training-2026-11-30.md).
+    step_channels: tuple[str, ...] = ("ret", "intraday_ret", "overnight_ret")
     label_horizon: int = 0  # sessions of the training label; 0: samples.label_horizon (the seed's 20)
     window_steps: int = 0  # the model reads only the last this many steps of each window; 0: all (the seed)
     linear_skip: bool = False  # also a linear read of the step channels over the whole window, added to pRet

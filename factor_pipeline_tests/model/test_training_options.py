@@ -183,7 +183,7 @@ def test_dropout_and_weight_decay_change_training_but_not_the_seeds_weights_layo
 
 
 def test_side_inputs_at_the_head_skip_the_gru():
-    cfg = profile_config("smoke").replace(model={"inputs": "scale", "side_at": "head"})
+    cfg = seed_training(profile_config("smoke")).replace(model={"inputs": "scale", "side_at": "head"})
     net = gru.build_model(cfg.model, 18 + 22)
     assert net.grus[0].input_size == 18 and net.head_side == 22
     x = torch.randn(5, 40, 18 + 22)
@@ -220,7 +220,7 @@ def test_step_channels_join_the_window_in_their_configured_order():
     assert STEP_CHANNELS == STATE_FEATURES  # config's list of allowed names is the features module's
     X = np.zeros((3, 40, 18), dtype=np.float32)
     steps = np.arange(3 * 40 * len(STATE_FEATURES), dtype=np.float32).reshape(3, 40, -1)
-    plain = profile_config("smoke")
+    plain = seed_training(profile_config("smoke"))
     assert training.with_step_channels(X, steps, plain) is X
     cfg = plain.replace(model={"step_channels": ("overnight_ret", "ret")})
     out = training.with_step_channels(X, steps, cfg)
