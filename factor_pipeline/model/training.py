@@ -187,8 +187,8 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
     if cfg.model.inputs == "window":
         return X
     if cfg.model.inputs == "scale_steps":
-        # Measured in bench/bench_training.py only: the pipeline's samples do not store these channels.
-        raise NotImplementedError("gru.inputs='scale_steps' is a bench option; the pipeline supports window and scale")
+        # Measured in bench/bench_training.py only; in the pipeline the same channels are model.step_channels.
+        raise NotImplementedError("gru.inputs='scale_steps' is a bench option; in the pipeline set model.step_channels")
     columns = SIDE_COLUMNS if cfg.model.inputs == "scale_all" else STATE_SIDE_COLUMNS
     missing = [c for c in columns if c not in samples.columns]
     if missing:
