@@ -39,10 +39,11 @@ from factor_pipeline.model import gru
 from factor_pipeline.market import session_calendar
 from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
-from factor_pipeline.config import SEED_TRAINING, Config, profile_config  # noqa: E402
+from factor_pipeline.config import SEED_TRAINING, STEP_CHANNELS, Config, profile_config  # noqa: E402
 from factor_pipeline.market.synthetic import generate_market  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
+TRUTH_TARGET = False  # --truth-target: a diagnostic of what the model could read with noise-free labels
 
 # Each option is a set of ModelConfig changes on top of the profile; "seed" is the seed's training.
 OPTIONS: dict[str, dict] = {
@@ -65,6 +66,18 @@ OPTIONS: dict[str, dict] = {
     "epochs30": {**SEED_TRAINING, "max_epochs": 30, "patience": 8},
     "lr3e-4": {**SEED_TRAINING, "lr": 3e-4},
     "window400": {**SEED_TRAINING, "train_window_sessions": 400},
+    # Return-unit channels beside the seed's window (ModelConfig.step_channels)
+    "step_ret": {**SEED_TRAINING, "step_channels": ("ret",)},
+    "step_rets": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret")},
+    "step_ret_skip": {**SEED_TRAINING, "step_channels": ("ret",), "linear_skip": True},
+    "step_rets_skip": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret"), "linear_skip": True},
+    "last20": {**SEED_TRAINING, "window_steps": 20},
+    "last30": {**SEED_TRAINING, "window_steps": 30},
+    "h10": {**SEED_TRAINING, "label_horizon": 10},
+    "h5": {**SEED_TRAINING, "label_horizon": 5},
+    "refit": {**SEED_TRAINING, "refit": True},
+    "slow": {**SEED_TRAINING, "lr": 3e-4, "max_epochs": 30, "patience": 6},
+    "step_all": {**SEED_TRAINING, "step_channels": STEP_CHANNELS},
     "default": {},  # whatever ModelConfig's defaults are in the profile
 }
 # Options that change the GAN stage rather than the GRU's training (GanConfig changes).
@@ -197,15 +210,43 @@ class Dataset:
         X = np.asarray(self.X[index])
         if cfg.model.inputs == "scale_steps":
             return np.concatenate([X, np.asarray(self.S[index])], axis=2)
-        return training.model_inputs(X, rows, cfg)
+        steps = np.asarray(self.S[index]) if cfg.model.step_channels else None
+        return training.model_inputs(training.with_step_channels(X, steps, cfg), rows, cfg)
+
+    def labels(self, horizon: int) -> tuple[pd.Series, pd.Series]:
+        """(label, label_end) of every sample for a training label of ``horizon`` sessions (cached)."""
+        if horizon == self.cfg.samples.label_horizon:
+            return self.samples["label"], self.samples["label_end"]
+        path = self.dir / f"labels_h{horizon}.parquet"
+        if not path.exists():
+            market = generate_market(self.cfg.market)
+            frame = pd.DataFrame(
+                {"label": compute_labels(market.daily, self.samples, horizon, market.daily["trade_date"].max()).to_numpy()}
+            )
+            end_position = session_calendar.session_positions(self.samples["trade_date"], "samples") + horizon
+            sessions = session_calendar.all_sessions()
+            frame["label_end"] = sessions.values[np.minimum(end_position, len(sessions) - 1)]
+            frame.to_parquet(path)
+        frame = pd.read_parquet(path)
+        return frame["label"].set_axis(self.samples.index), frame["label_end"].set_axis(self.samples.index)
 
     def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
         dates = training.training_dates(train_month, cfg)
         as_of = session_calendar.rebalance_date(train_month)
-        rows = self.samples[self.samples["trade_date"].isin(dates) & (self.samples["label_end"] <= as_of) & self.samples["label"].notna()]
+        label, label_end = self.labels(training.training_label_horizon(cfg))
+        if TRUTH_TARGET:
+            # Diagnostic only (--truth-target): train on the truth itself, on the window's month ends.
+            truth = self.truth.set_index(["month", "ts_code"])["expected_return"]
+            label = pd.Series(truth.reindex(pd.MultiIndex.from_arrays([self.samples["month"], self.samples["ts_code"]])).to_numpy(), index=self.samples.index)
+            # The window's month ends before the training date (the grid rarely holds them; d(T) is scored).
+            ends = {session_calendar.rebalance_date(m) for m in self.samples["month"].unique()}
+            dates = pd.DatetimeIndex(sorted(d for d in ends if dates[0] <= d < as_of))
+            label = label.where(self.samples["trade_date"].isin(dates))
+        rows = self.samples[self.samples["trade_date"].isin(dates) & (label_end <= as_of) & label.notna()]
+        labels = label[rows.index].to_numpy(dtype=np.float64)
         rows = rows.reset_index(drop=True)
         X = self.inputs(rows, cfg)
-        return training.group_training_data(train_month, rows, X, rows["label"].to_numpy(dtype=np.float64), cfg)
+        return training.group_training_data(train_month, rows, X, labels, cfg)
 
 
 def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple[pd.DataFrame, dict]:
@@ -217,8 +258,8 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
             started = time.time()
             td = data.training_data(train_month, cfg)
             with model_store.torch_threads(cfg.model.num_threads):
-                generator, batches_train, batches_val = _gan_stage(td, cfg)
-                state, results = training.train_members(batches_train, batches_val, cfg, log=log)
+                generator, batches_train, batches_val, every_date = _gan_stage(td, cfg)
+                state, results = training.train_members(batches_train, batches_val, cfg, log=log, every_date=every_date)
             trainings[train_month] = (state, generator)
             fits[train_month] = {
                 "seconds": round(time.time() - started, 1),
@@ -246,7 +287,7 @@ def _gan_stage(td: training.TrainingData, cfg: Config):
     X, y = list(td.X), list(td.y)
     train_X = td.train_X()
     if cfg.gan.mode == "off":
-        return None, list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :]))
+        return None, list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :])), list(zip(X, y))
     result = gan.train_gan(train_X, td.train_y() if cfg.gan.mode == "augment" else None, cfg.gan, seed=cfg.model.seed)
     if cfg.gan.mode == "transform":
         X = [gan.transform(result, cfg.gan, x) for x in X]
@@ -255,7 +296,7 @@ def _gan_stage(td: training.TrainingData, cfg: Config):
         n_real = sum(len(b[1]) for b in train)
         X_gen, y_gen = gan.generate(result, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
         train = training.augment_batches(train, X_gen, y_gen)
-    return result, train, val
+    return result, train, val, list(zip(X, y))
 
 
 FACTORS = ("pret", "reversal_20d", "abnormal_turnover", "low_volatility")
@@ -317,17 +358,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--from", dest="first", default="2021-12")
     parser.add_argument("--to", dest="last", default="2024-11")
+    parser.add_argument("--score-from", default=None, help="score only months from this one (screening); the dataset stays --from..--to")
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--options", default="seed,default")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first-seed", type=int, default=0, help="index of the first seed (seed + 100 x index)")
     parser.add_argument("--variant", default="embedded", choices=sorted(VARIANTS))
+    parser.add_argument("--stocks", type=int, default=0, help="market.n_stocks instead of the profile's (a learning curve)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--truth-target", action="store_true", help="diagnostic: train on the truth (month ends only)")
     args = parser.parse_args()
+    global TRUTH_TARGET
+    TRUTH_TARGET = args.truth_target
 
     base = profile_config(args.profile)
-    base = base.replace(market=VARIANTS[args.variant])
-    months = month_range(args.first, args.last)
+    base = base.replace(market={**VARIANTS[args.variant], **({"n_stocks": args.stocks} if args.stocks else {})})
+    months = month_range(args.score_from or args.first, args.last)
     first_train = training.training_month(args.first, base.model.retrain_months)
     started = time.time()
     # The longest window among the options decides how much history the dataset holds.
@@ -335,7 +381,7 @@ def main() -> None:
     data = Dataset(base.replace(model={"train_window_sessions": longest}), first_train, args.last, args.variant)
     result = {
         "profile": args.profile,
-        "variant": args.variant,
+        "variant": args.variant + (f", {args.stocks} stocks" if args.stocks else "") + (", truth target" if args.truth_target else ""),
         "market": base.to_dict()["market"],
         "months": f"{months[0]}..{months[-1]}",
         "dataset_seconds": round(time.time() - started, 1),

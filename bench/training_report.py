@@ -1,6 +1,6 @@
 """Markdown table of bench_training.py results: one row per option, its seeds pooled across result files.
 
-    .venv/bin/python bench/training_report.py bench/results/training_*.json
+    .venv/bin/python bench/training_report.py [--against=OPTION] bench/results/training_*.json
 
 Files of the same market variant and months are pooled: an option's runs (one per seed) are gathered from
 all of them. Its monthly values are averaged over its seeds first; the mean and its standard error are then
@@ -49,9 +49,10 @@ def load(paths: list[str]) -> dict[tuple, dict]:
     return groups
 
 
-def table(group: dict) -> pd.DataFrame:
+def table(group: dict, against: str | None = None) -> pd.DataFrame:
     options = group["options"]
     seed = options.get("seed")
+    other = options.get(against) if against else None
     rows = []
     for name, runs in options.items():
         truth, ic = _pooled(runs, "monthly"), _pooled(runs, "monthly_ic")
@@ -65,6 +66,14 @@ def table(group: dict) -> pd.DataFrame:
             "truth_corr - seed": _cell(truth - _pooled(seed, "monthly")) if seed and name != "seed" else "",
             "IC": _cell(ic, 4),
             "IC - reversal": _cell(ic - group["reversal_ic"], 4) if "reversal_ic" in group else "",
+            **(
+                {
+                    f"truth_corr - {against}": _cell(truth - _pooled(other, "monthly")) if name != against else "",
+                    f"IC - {against}": _cell(ic - _pooled(other, "monthly_ic"), 4) if name != against else "",
+                }
+                if other
+                else {}
+            ),
             "s / run": f"{np.mean([r['seconds'] for r in runs]):.0f}",
         }
         rows.append(row)
@@ -86,9 +95,13 @@ def baselines(group: dict) -> pd.DataFrame:
 
 
 def main() -> None:
-    for (variant, months, profile), group in load(sys.argv[1:]).items():
+    args = sys.argv[1:]
+    against = None
+    if args and args[0].startswith("--against="):  # a second paired column against this option
+        against, args = args[0].split("=", 1)[1], args[1:]
+    for (variant, months, profile), group in load(args).items():
         print(f"### {variant} market, {profile} profile, {months} (oracle IC {group['first']['oracle_ic']['mean']:.3f})\n")
-        print(table(group).to_markdown(index=False))
+        print(table(group, against).to_markdown(index=False))
         print()
         print(baselines(group).to_markdown(index=False))
         print()

@@ -16,6 +16,12 @@ PROFILES = ("smoke", "demo", "full")
 GAN_MODES = ("augment", "transform", "off")
 LABEL_TRANSFORMS = ("zscore", "winsor", "rank")
 MODEL_INPUTS = ("window", "scale", "scale_all", "scale_steps")
+# The features that may join the window as step channels (ModelConfig.step_channels): windows.STATE_FEATURES,
+# the 11 that are not price or size levels (a test checks that the two agree).
+STEP_CHANNELS = (
+    "turnover_rate", "ret", "log_ret", "intraday_ret", "overnight_ret", "amplitude", "upper_shadow",
+    "lower_shadow", "close_to_vwap", "volume_ratio_5", "turnover_ratio_20",
+)
 
 
 class ConfigError(ValueError):
@@ -89,10 +95,21 @@ class ModelConfig:
     label_transform: str = "rank"  # per date: "zscore" (the seed), "winsor" (z-score clipped at 3), "rank"
     weight_decay: float = 0.0  # decoupled (AdamW); 0 keeps the seed's plain Adam
     dropout: float = 0.0  # on the MLP's hidden layers
+    # After early stopping, train each member again from its seed on every date of the window (training,
+    # purged and validation: the newest 13 dates join) for the epochs early stopping chose.
+    refit: bool = False
     ensemble: int = 1  # models trained from seeds seed, seed+1, ...; pRet is their mean
     # "window": the seed's per-window z-score only; "scale": plus each non-level feature's window mean and
     # log-volatility, ranked across the date's stocks; "scale_all": the same for all 18 features
     inputs: str = "window"
+    # Non-level features (windows.STATE_FEATURES) added to the window as extra channels standardised only across
+    # the date's stocks at each step, so they keep return units (a stock's own scale), unlike the per-window
+    # z-score. () is the seed's window only; inputs="scale_steps" is all 11. The three daily returns by
+    # measurement (bench/results/training-2026-11-30.md).
+    step_channels: tuple[str, ...] = ("ret", "intraday_ret", "overnight_ret")
+    label_horizon: int = 0  # sessions of the training label; 0: samples.label_horizon (the seed's 20)
+    window_steps: int = 0  # the model reads only the last this many steps of each window; 0: all (the seed)
+    linear_skip: bool = False  # also a linear read of the step channels over the whole window, added to pRet
     side_at: str = "gru"  # where side inputs enter: "gru" (a channel at every step) or "head" (beside the GRU's state)
     device: str = "auto"  # "auto": CUDA when present, else CPU
     num_threads: int = 0  # CPU threads for training and inference; 0 = PyTorch's default (all cores)
@@ -109,6 +126,11 @@ SEED_TRAINING = {
     "dropout": 0.0,
     "ensemble": 1,
     "inputs": "window",
+    "step_channels": (),
+    "linear_skip": False,
+    "refit": False,
+    "window_steps": 0,
+    "label_horizon": 0,
 }
 
 
@@ -260,6 +282,14 @@ def validate(cfg: Config) -> None:
         f"model.label_transform={cfg.model.label_transform!r} is not one of {LABEL_TRANSFORMS}",
     )
     _require(cfg.model.inputs in MODEL_INPUTS, f"model.inputs={cfg.model.inputs!r} is not one of {MODEL_INPUTS}")
+    unknown = [c for c in cfg.model.step_channels if c not in STEP_CHANNELS]
+    _require(not unknown, f"model.step_channels: {unknown} are not among {STEP_CHANNELS}")
+    _require(len(set(cfg.model.step_channels)) == len(cfg.model.step_channels), "model.step_channels repeats a name")
+    _require(cfg.model.label_horizon >= 0, "model.label_horizon must be 0 (the samples') or more")
+    _require(
+        0 <= cfg.model.window_steps <= cfg.samples.seq_len,
+        f"model.window_steps={cfg.model.window_steps} must be 0 (all) or at most samples.seq_len",
+    )
     _require(cfg.model.side_at in ("gru", "head"), f"model.side_at={cfg.model.side_at!r} is not gru or head")
     _require(cfg.model.weight_decay >= 0, "model.weight_decay must be 0 or more")
     _require(0.0 <= cfg.model.dropout < 1.0, f"model.dropout={cfg.model.dropout} must be in [0, 1)")

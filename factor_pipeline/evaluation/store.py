@@ -23,7 +23,8 @@ from factor_pipeline.storage import Layout, StorageError, read_json, read_months
 def score_and_store(layout: Layout, month: str, cfg: Config) -> tuple[pd.DataFrame, dict]:
     """Score the month's rebalance-date samples with the checkpoint its model month trained, build the factor
     table and write it; returns the table and the checkpoint record."""
-    from factor_pipeline.features.store import load_samples
+    from factor_pipeline.features.store import load_samples, load_steps
+    from factor_pipeline.model.training import with_step_channels
     from factor_pipeline.model import store as model_store
 
     layout.verify("gru_checkpoint", month)
@@ -32,6 +33,8 @@ def score_and_store(layout: Layout, month: str, cfg: Config) -> tuple[pd.DataFra
     layout.verify("samples", month)
     X, table = load_samples(layout.dataset("samples"), [month], eligible_only=True)
     on_date = (table["trade_date"] == rebalance).to_numpy()
+    steps = load_steps(layout.dataset("samples"), [month]) if cfg.model.step_channels else None
+    X = with_step_channels(X, steps, cfg)
     X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
     if len(table) == 0:
         raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")

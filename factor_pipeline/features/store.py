@@ -10,7 +10,7 @@ import pandas as pd
 
 from factor_pipeline import storage
 from factor_pipeline.features.daily import FEATURE_NAMES
-from factor_pipeline.features.samples import SAMPLE_COLUMNS
+from factor_pipeline.features.samples import SAMPLE_COLUMNS, STATE_FEATURES
 
 
 def _sample_paths(directory: Path, month: str) -> tuple[Path, Path]:
@@ -18,18 +18,51 @@ def _sample_paths(directory: Path, month: str) -> tuple[Path, Path]:
     return directory / f"{month}.npy", directory / f"{month}.parquet"
 
 
-def save_samples(directory: Path, month: str, X: np.ndarray, samples: pd.DataFrame, provenance: dict | None = None) -> None:
-    """<dir>/<m>.npy then <dir>/<m>.parquet, each atomic.
+def _steps_path(directory: Path, month: str) -> Path:
+    return Path(directory) / f"{month}.steps.npy"
 
-    The npy goes first so that the parquet, which readers and the DuckDB view look for, never
-    points at sequences that are not there yet.
+
+def save_samples(
+    directory: Path,
+    month: str,
+    X: np.ndarray,
+    samples: pd.DataFrame,
+    provenance: dict | None = None,
+    steps: np.ndarray | None = None,
+) -> None:
+    """<dir>/<m>.steps.npy (when ``steps`` is given), <dir>/<m>.npy, then <dir>/<m>.parquet, each atomic.
+
+    The arrays go first so that the parquet, which readers and the DuckDB view look for, never
+    points at sequences that are not there yet. ``steps``: ``samples.scale_steps`` of the same rows.
     """
     n_eligible = int((samples["seq_index"] >= 0).sum())
     if X.shape[0] != n_eligible:
         raise ValueError(f"X has {X.shape[0]} rows but the samples of {month} have {n_eligible} with a seq_index")
+    if steps is not None and steps.shape[:2] != X.shape[:2]:
+        raise ValueError(f"steps has shape {steps.shape} but X {X.shape} for {month}")
     npy_path, parquet_path = _sample_paths(directory, month)
+    if steps is not None:
+        storage.write_npy(np.ascontiguousarray(steps, dtype=np.float32), _steps_path(directory, month))
     storage.write_npy(np.ascontiguousarray(X, dtype=np.float32), npy_path)
     storage.write_parquet(samples, parquet_path, provenance)
+
+
+def load_steps(directory: Path, months: list[str]) -> np.ndarray:
+    """The step channels (``samples.scale_steps``, float32 [N, seq_len, len(STATE_FEATURES)]) of several months,
+    row for row as ``load_samples(directory, months, eligible_only=True)`` returns X."""
+    arrays = []
+    for month in months:
+        path = _steps_path(directory, month)
+        if not path.exists():
+            raise storage.StorageError(f"{path} is missing: re-materialise the samples of {month} (step channels)")
+        steps = storage.read_npy(path)
+        n_rows = len(storage.read_npy(_sample_paths(directory, month)[0], mmap=True))
+        if steps.ndim != 3 or steps.shape[0] != n_rows or steps.shape[2] != len(STATE_FEATURES):
+            raise storage.StorageError(f"{path} has shape {steps.shape}, not ({n_rows}, seq_len, {len(STATE_FEATURES)})")
+        arrays.append(steps)
+    if not arrays:
+        return np.empty((0, 0, len(STATE_FEATURES)), dtype=np.float32)
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
 
 
 def load_samples(directory: Path, months: list[str], eligible_only: bool = True) -> tuple[np.ndarray, pd.DataFrame]:

@@ -45,8 +45,13 @@ class GRUFactorModel(nn.Module):
         mlp_hidden: Sequence[int] = (256, 64, 64),
         dropout: float = 0.0,
         head_side: int = 0,
+        skip: tuple[int, int, int] | None = None,
     ):
         super().__init__()
+        # ``skip`` = (first channel, number of channels, steps): a linear read of those channels over the
+        # whole window, added to the output (ModelConfig.linear_skip); None keeps the seed's model.
+        self.skip_channels = skip
+        self.skip = nn.Linear(skip[1] * skip[2], 1, bias=False) if skip else None
         # The last ``head_side`` input channels are per-sample side inputs (constant along the window):
         # they skip the GRU and join its final state at the MLP.
         self.head_side = head_side
@@ -90,7 +95,12 @@ class GRUFactorModel(nn.Module):
         # The 64 -> 1 output layer stays float32 even under autocast: bfloat16's 8-bit mantissa would
         # tie hundreds of the 5,000 pRet values a date ranks, and the layer costs nothing.
         with torch.autocast(h.device.type, enabled=False):
-            return self.mlp[-1](h.to(self.mlp[-1].weight.dtype)).squeeze(-1)
+            out = self.mlp[-1](h.to(self.mlp[-1].weight.dtype)).squeeze(-1)
+            if self.skip is not None:
+                first, count, _ = self.skip_channels
+                read = x[..., first : first + count].reshape(len(x), -1).to(self.skip.weight.dtype)
+                out = out + self.skip(read).squeeze(-1)
+            return out
 
 
 def ic_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -147,9 +157,11 @@ class TrainResult:
 SEQUENCE_FEATURES = 18  # the daily features of a window; channels beyond them are side inputs
 
 
-def build_model(cfg: ModelConfig, n_features: int) -> GRUFactorModel:
-    head_side = n_features - SEQUENCE_FEATURES if cfg.side_at == "head" and n_features > SEQUENCE_FEATURES else 0
-    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side)
+def build_model(cfg: ModelConfig, n_features: int, seq_len: int = 40) -> GRUFactorModel:
+    sequence = SEQUENCE_FEATURES + len(cfg.step_channels)  # the window's channels, then the step channels
+    head_side = n_features - sequence if cfg.side_at == "head" and n_features > sequence else 0
+    skip = (SEQUENCE_FEATURES, len(cfg.step_channels), seq_len) if cfg.linear_skip and cfg.step_channels else None
+    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side, skip)
 
 
 def optimizer_for(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
@@ -197,11 +209,18 @@ def train_gru(
     n_features: int,
     seed: int,
     log: Callable[[str], None] | None = None,
+    fixed_epochs: int | None = None,
 ) -> TrainResult:
-    """Train on one date per batch; keep the weights of the epoch with the best validation IC."""
+    """Train on one date per batch; keep the weights of the epoch with the best validation IC.
+
+    ``fixed_epochs``: train exactly that many epochs and keep the last weights, with no validation
+    (``val_days`` may be empty): the refit on every date (ModelConfig.refit).
+    """
     device = resolve_device(cfg.device)
     train = _to_tensors(train_days, device)
     val = _to_tensors(val_days, device)
+    if fixed_epochs is not None:
+        return _train_fixed(train, cfg, n_features, seed, fixed_epochs, device, log)
     if not train or not val:
         raise ValueError(
             f"train_gru needs at least one training and one validation date with >= {MIN_DATE_SIZE} samples "
@@ -209,7 +228,7 @@ def train_gru(
         )
     prec = precision.resolve(cfg.precision, device, log)
     with deterministic(device, seed), reuse_freed_memory():
-        model = build_model(cfg, n_features).to(device)  # initialised from the seeded global RNG
+        model = build_model(cfg, n_features, train[0][0].shape[1]).to(device)  # initialised from the seeded global RNG
         optimizer = optimizer_for(model, cfg)
         order_rng = torch.Generator().manual_seed(seed)  # date order, independent of the init stream
         best_state, best_epoch, best_ic = cpu_state(model), 0, -math.inf
@@ -238,6 +257,29 @@ def train_gru(
     return TrainResult(best_state, len(val_ic), best_epoch, best_ic, train_loss, val_ic, prec.describe())
 
 
+def _train_fixed(train, cfg: ModelConfig, n_features: int, seed: int, epochs: int, device, log) -> TrainResult:
+    """train_gru's loop (same initialisation, date order and steps) for a fixed number of epochs, no validation."""
+    if not train or epochs < 1:
+        raise ValueError(f"a fixed-epoch fit needs dates and at least one epoch (got {len(train)} dates, {epochs} epochs)")
+    prec = precision.resolve(cfg.precision, device, log)
+    with deterministic(device, seed), reuse_freed_memory():
+        model = build_model(cfg, n_features, train[0][0].shape[1]).to(device)
+        optimizer = optimizer_for(model, cfg)
+        order_rng = torch.Generator().manual_seed(seed)
+        train_loss = []
+        for epoch in range(1, epochs + 1):
+            model.train()
+            total = 0.0
+            for i in torch.randperm(len(train), generator=order_rng).tolist():
+                X, y = train[i]
+                total += training_step(model, optimizer, X, y, prec).item()
+            train_loss.append(total / len(train))
+            if log:
+                log(f"refit epoch {epoch}: train loss {train_loss[-1]:.4f}")
+        model.eval()
+        return TrainResult(cpu_state(model), epochs, epochs, math.nan, train_loss, [], prec.describe())
+
+
 def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int = 4096) -> np.ndarray:
     """pRet for every sample of X [N, T, F], float64 [N].
 
@@ -253,7 +295,7 @@ def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, 
 
 def _predict_one(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int) -> np.ndarray:
     device = resolve_device(cfg.device)
-    model = build_model(cfg, n_features)
+    model = build_model(cfg, n_features, X.shape[1])
     model.load_state_dict(state_dict)
     model.to(device).eval()
     out = np.empty(len(X), dtype=np.float64)

@@ -25,7 +25,9 @@ from factor_pipeline.model.training import (
     model_inputs,
     train_members,
     training_dates,
+    training_label_horizon,
     window_months,
+    with_step_channels,
 )
 from factor_pipeline.storage import Layout, StorageError, read_months
 
@@ -50,7 +52,7 @@ def torch_threads(n: int):
 
 def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
     from factor_pipeline.features.labels import compute_labels
-    from factor_pipeline.features.store import load_samples
+    from factor_pipeline.features.store import load_samples, load_steps
 
     dates = training_dates(train_month, cfg)
     months = window_months(train_month, cfg)
@@ -59,10 +61,11 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     X_all, samples = load_samples(layout.dataset("samples"), months, eligible_only=True)
     keep = samples["trade_date"].isin(dates).to_numpy()
     samples = samples.loc[keep].reset_index(drop=True)
-    X_all = model_inputs(X_all[keep], samples, cfg)
+    steps = load_steps(layout.dataset("samples"), months)[keep] if cfg.model.step_channels else None
+    X_all = model_inputs(with_step_channels(X_all[keep], steps, cfg), samples, cfg)
     as_of = session_calendar.rebalance_date(train_month)
     bars = read_months(layout, "raw_bars/daily", months)
-    labels = compute_labels(bars, samples, cfg.samples.label_horizon, as_of).to_numpy(dtype=np.float64)
+    labels = compute_labels(bars, samples, training_label_horizon(cfg), as_of).to_numpy(dtype=np.float64)
     known = np.isfinite(labels)
     samples, X_all, labels = samples.loc[known].reset_index(drop=True), X_all[known], labels[known]
     if len(samples) == 0:
@@ -109,7 +112,7 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
         )
     from factor_pipeline.features.daily import FEATURE_NAMES
 
-    similarity = gan.similarity_table(X[:2048], fake, FEATURE_NAMES)
+    similarity = gan.similarity_table(X[:2048], fake, _channel_names(cfg, FEATURE_NAMES, X.shape[-1]))
     sidecar = {
         "gan_id": gan_id,
         "train_month": data.train_month,
@@ -129,6 +132,12 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
     return GanArtifact(gan_id, path, sidecar, True)
 
 
+def _channel_names(cfg: Config, feature_names, n_channels: int) -> list[str]:
+    """Names of the model's input channels: the window's features, the step channels, then side inputs."""
+    names = [*feature_names, *(f"step_{c}" for c in cfg.model.step_channels)]
+    return names + [f"side_{k}" for k in range(n_channels - len(names))]
+
+
 def load_generator(layout: Layout, gan_id: str) -> dict:
     from factor_pipeline.model import gan
 
@@ -143,6 +152,7 @@ def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact
     if cfg.gan.mode == "transform":
         state = load_generator(layout, gan_artifact.gan_id)
         X = [gan.transform(state, cfg.gan, x) for x in X]
+    every_date = list(zip(X, y))
     train = list(zip(X[: data.n_train], y[: data.n_train]))
     val = list(zip(X[data.val_start :], y[data.val_start :]))
     if cfg.gan.mode == "augment" and cfg.gan.augment_ratio > 0:
@@ -150,7 +160,7 @@ def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact
         n_real = sum(len(b[1]) for b in train)
         X_gen, y_gen = gan.generate(state, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
         train = augment_batches(train, X_gen, y_gen)
-    return train, val
+    return train, val, every_date
 
 
 @dataclass
@@ -176,8 +186,8 @@ def ensure_checkpoint(
         except checkpoints.CheckpointError as exc:
             log(f"retraining: the stored checkpoint is unusable ({exc})")
     with torch_threads(cfg.model.num_threads):
-        train, val = _training_batches(data, cfg, gan_artifact, layout)
-        state, results = train_members(train, val, cfg, log=log)
+        train, val, every_date = _training_batches(data, cfg, gan_artifact, layout)
+        state, results = train_members(train, val, cfg, log=log, every_date=every_date)
     result = results[0]
     sidecar = {
         "checkpoint_id": checkpoint_id,
@@ -209,7 +219,8 @@ def predict_month(
     layout: Layout, X: np.ndarray, checkpoint_id: str, cfg: Config, samples: pd.DataFrame | None = None
 ) -> np.ndarray:
     """pRet of the samples X (one date's cross-section; ``samples`` its rows, needed with inputs = "scale")
-    with the given checkpoint (after the GAN transform in transform mode)."""
+    with the given checkpoint (after the GAN transform in transform mode). With step channels configured, X
+    already holds them (:func:`training.with_step_channels`)."""
     from factor_pipeline.model import checkpoints, gan, gru
 
     state, sidecar = checkpoints.load_checkpoint(layout.checkpoints / f"{checkpoint_id}.pt", expected={"checkpoint_id": checkpoint_id})

@@ -53,7 +53,16 @@ def training_dates(train_month: str, cfg: Config) -> pd.DatetimeIndex:
     start = session_calendar.all_sessions()[start_position]
     grid = session_calendar.training_grid(start, end, cfg.samples.sample_every)
     positions = session_calendar.all_sessions().get_indexer(grid)
-    return grid[positions + cfg.samples.label_horizon <= end_position]
+    return grid[positions + training_label_horizon(cfg) <= end_position]
+
+
+def training_label_horizon(cfg: Config) -> int:
+    """Sessions of the label the model trains on: model.label_horizon, or the samples' (the seed's 20) when 0.
+
+    The factor is still judged on the next month's return; a shorter training label trades some of that
+    horizon's signal for less noise, and its training dates may run closer to the training date.
+    """
+    return cfg.model.label_horizon or cfg.samples.label_horizon
 
 
 def window_months(train_month: str, cfg: Config) -> list[str]:
@@ -141,21 +150,21 @@ def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
 
 def purge_gap(cfg: Config) -> int:
     """Dates dropped before the first validation date, so that no validation label window overlaps a training one."""
-    return math.ceil(cfg.samples.label_horizon / cfg.samples.sample_every) if cfg.model.purge else 0
+    return math.ceil(training_label_horizon(cfg) / cfg.samples.sample_every) if cfg.model.purge else 0
 
 
 def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarray:
     """What the GRU reads: the sequences, plus (inputs = "scale") each sample's side inputs repeated at every step.
 
-    ``samples`` holds the rows of X in order (windows.load_samples with eligible_only=True).
+    ``samples`` holds the rows of X in order (features.store.load_samples with eligible_only=True).
     """
     from factor_pipeline.features.samples import SIDE_COLUMNS, STATE_SIDE_COLUMNS
 
     if cfg.model.inputs == "window":
         return X
     if cfg.model.inputs == "scale_steps":
-        # Measured in bench/bench_training.py only: the pipeline's samples do not store these channels.
-        raise NotImplementedError("gru.inputs='scale_steps' is a bench option; the pipeline supports window and scale")
+        # Measured in bench/bench_training.py only; in the pipeline the same channels are model.step_channels.
+        raise NotImplementedError("gru.inputs='scale_steps' is a bench option; in the pipeline set model.step_channels")
     columns = SIDE_COLUMNS if cfg.model.inputs == "scale_all" else STATE_SIDE_COLUMNS
     missing = [c for c in columns if c not in samples.columns]
     if missing:
@@ -165,6 +174,22 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
     side = samples[list(columns)].to_numpy(dtype=np.float32)
     side = np.broadcast_to(side[:, None, :], (len(X), X.shape[1], side.shape[1]))
     return np.concatenate([X, side], axis=2)
+
+
+def with_step_channels(X: np.ndarray, steps: np.ndarray | None, cfg: Config) -> np.ndarray:
+    """The window as the model reads it: X with the configured step channels (ModelConfig.step_channels) of
+    ``steps`` (features.samples.scale_steps, the same rows) appended along the last axis, cut to the last
+    ``model.window_steps`` steps when that is set; X itself when neither is configured."""
+    if cfg.model.step_channels:
+        from factor_pipeline.features.samples import STATE_FEATURES
+
+        if steps is None:
+            raise ValueError("model.step_channels needs the samples' step channels (features.store.load_steps)")
+        keep = [STATE_FEATURES.index(c) for c in cfg.model.step_channels]
+        X = np.concatenate([X, np.asarray(steps[..., keep], dtype=np.float32)], axis=2)
+    if cfg.model.window_steps:
+        X = X[:, -cfg.model.window_steps :]
+    return X
 
 
 def group_training_data(
@@ -215,15 +240,28 @@ def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
     return out
 
 
-def train_members(train, val, cfg: Config, log: Log | None = None):
-    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results)."""
+def train_members(train, val, cfg: Config, log: Log | None = None, every_date=None):
+    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results).
+
+    With ``model.refit`` each member is trained again from its seed on ``every_date`` (all of the window's
+    dates: training, purged and validation, in time order) for the number of epochs that early stopping chose,
+    and the refitted weights are kept; ``results`` stay those of the early-stopped fits.
+    """
     from factor_pipeline.model import checkpoints, gru
 
     n_features = train[0][0].shape[-1]
-    results = [
-        gru.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log)
-        for i in range(cfg.model.ensemble)
-    ]
-    return checkpoints.pack_ensemble([r.state_dict for r in results]), results
+    results, states = [], []
+    for i in range(cfg.model.ensemble):
+        result = gru.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log)
+        results.append(result)
+        if cfg.model.refit:
+            if every_date is None:
+                raise ValueError("model.refit needs every date of the window (train_members(..., every_date=...))")
+            epochs = max(1, result.best_epoch)
+            refit = gru.train_gru(every_date, [], cfg.model, n_features, cfg.model.seed + i, log, fixed_epochs=epochs)
+            states.append(refit.state_dict)
+        else:
+            states.append(result.state_dict)
+    return checkpoints.pack_ensemble(states), results
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from factor_pipeline.config import PROFILES, profile_config
 from factor_pipeline.evaluation import factor_table
 from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, FEATURE_NAMES, compute_features
-from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples
+from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples, scale_steps
 from factor_pipeline.features.store import save_samples
 from factor_pipeline.market import session_calendar
 from factor_pipeline.model import store as model_store
@@ -130,7 +130,8 @@ def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
     daily = read_months(layout, "raw_bars/daily", session_calendar.months_back(month, 1, first=layout.first_month))
     stocks = read_months(layout, "raw_bars/stocks", [month])
     X, table = build_samples(history, daily, stocks, month, cfg.samples)
-    save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month))
+    steps = scale_steps(history, table, cfg.samples)  # for ModelConfig.step_channels
+    save_samples(layout.dataset("samples"), month, X, table, layout.stamp("samples", month), steps)
     _finish(context, pipeline)
     per_date = table.groupby("trade_date")[["eligible", "buyable"]].sum()
     return dg.MaterializeResult(

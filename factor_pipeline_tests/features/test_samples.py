@@ -325,6 +325,8 @@ def test_no_look_ahead():
     n = int(samples.loc[keep, "eligible"].sum())
     assert n > 0
     assert np.array_equal(X[:n], X2[:n])
+    # The step channels (ModelConfig.step_channels) too: standardised across the date's stocks only.
+    assert np.array_equal(scale_steps(feats, samples, CFG)[:n], scale_steps(feats2, samples2, CFG)[:n])
 
     # Labels known by t (as_of <= t) are the same in both worlds; later ones are NaN.
     prev_month = session_calendar.shift_month(month, -1)

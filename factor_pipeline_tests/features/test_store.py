@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from factor_pipeline.features.store import load_samples, save_samples
+from factor_pipeline.features.samples import STATE_FEATURES
+from factor_pipeline.features.store import load_samples, load_steps, save_samples
 from factor_pipeline.market import session_calendar
 from factor_pipeline import storage
 from factor_pipeline_tests.features.bars import CFG
@@ -76,3 +77,21 @@ def test_load_samples_errors(tmp_path):
     (tmp_path / "2024-02.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(storage.StorageError, match="2024-02.parquet"):
         load_samples(tmp_path, ["2024-02"])
+
+
+def test_step_channels_are_stored_beside_the_samples_row_for_row(tmp_path):
+    rng = np.random.default_rng(5)
+    X1, s1 = _fake_month("2024-02", 6, rng)
+    X2, s2 = _fake_month("2024-03", 5, rng)
+    S1 = rng.normal(size=(*X1.shape[:2], len(STATE_FEATURES))).astype(np.float32)
+    S2 = rng.normal(size=(*X2.shape[:2], len(STATE_FEATURES))).astype(np.float32)
+    save_samples(tmp_path, "2024-02", X1, s1, steps=S1)
+    save_samples(tmp_path, "2024-03", X2, s2, steps=S2)
+    X, _ = load_samples(tmp_path, ["2024-02", "2024-03"])
+    S = load_steps(tmp_path, ["2024-02", "2024-03"])
+    assert S.shape[:2] == X.shape[:2] and np.array_equal(S, np.concatenate([S1, S2]))
+    with pytest.raises(ValueError, match="steps"):
+        save_samples(tmp_path, "2024-04", X1, s1, steps=S1[:-1])
+    save_samples(tmp_path, "2024-05", X1, s1)  # without steps: readers that need them say what to do
+    with pytest.raises(storage.StorageError, match="re-materialise"):
+        load_steps(tmp_path, ["2024-05"])

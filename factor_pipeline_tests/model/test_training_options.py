@@ -183,7 +183,7 @@ def test_dropout_and_weight_decay_change_training_but_not_the_seeds_weights_layo
 
 
 def test_side_inputs_at_the_head_skip_the_gru():
-    cfg = profile_config("smoke").replace(model={"inputs": "scale", "side_at": "head"})
+    cfg = seed_training(profile_config("smoke")).replace(model={"inputs": "scale", "side_at": "head"})
     net = gru.build_model(cfg.model, 18 + 22)
     assert net.grus[0].input_size == 18 and net.head_side == 22
     x = torch.randn(5, 40, 18 + 22)
@@ -211,3 +211,99 @@ def test_the_seed_preset_is_one_environment_switch_away(monkeypatch, tmp_path):
     monkeypatch.setenv("FACTOR_PIPELINE_TRAINING", "fast")
     with pytest.raises(ConfigError, match="FACTOR_PIPELINE_TRAINING"):
         PipelineResource.from_env().config
+
+
+def test_step_channels_join_the_window_in_their_configured_order():
+    from factor_pipeline.config import STEP_CHANNELS
+    from factor_pipeline.features.samples import STATE_FEATURES
+
+    assert STEP_CHANNELS == STATE_FEATURES  # config's list of allowed names is the features module's
+    X = np.zeros((3, 40, 18), dtype=np.float32)
+    steps = np.arange(3 * 40 * len(STATE_FEATURES), dtype=np.float32).reshape(3, 40, -1)
+    plain = seed_training(profile_config("smoke"))
+    assert training.with_step_channels(X, steps, plain) is X
+    cfg = plain.replace(model={"step_channels": ("overnight_ret", "ret")})
+    out = training.with_step_channels(X, steps, cfg)
+    assert out.shape == (3, 40, 20) and out.dtype == np.float32
+    assert np.array_equal(out[..., 18], steps[..., STATE_FEATURES.index("overnight_ret")])
+    assert np.array_equal(out[..., 19], steps[..., STATE_FEATURES.index("ret")])
+    for bad in (("close",), ("ret", "ret")):  # a price level is no step channel; no repeats
+        with pytest.raises(ConfigError, match="step_channels"):
+            plain.replace(model={"step_channels": bad})
+
+
+def test_step_channels_enter_the_gru_and_side_inputs_at_the_head_stay_after_them():
+    cfg = profile_config("smoke").replace(model={"step_channels": ("ret", "intraday_ret", "overnight_ret")})
+    assert gru.build_model(cfg.model, 21).grus[0].input_size == 21
+    head = cfg.replace(model={"inputs": "scale", "side_at": "head"})
+    net = gru.build_model(head.model, 21 + 22)
+    assert net.grus[0].input_size == 21 and net.head_side == 22
+
+
+def test_linear_skip_reads_the_step_channels_over_the_whole_window(torch_one_thread):
+    cfg = profile_config("smoke").replace(model={"step_channels": ("ret",), "linear_skip": True})
+    net = gru.build_model(cfg.model, 19, seq_len=40)
+    assert net.skip is not None and net.skip.in_features == 40
+    assert gru.build_model(cfg.replace(model={"linear_skip": False}).model, 19).skip is None
+    x = torch.randn(4, 40, 19)
+    with torch.no_grad():
+        net.skip.weight.zero_()
+        base = net(x)
+        net.skip.weight[0, 39] = 2.0  # the last step of the step channel
+        assert torch.allclose(net(x) - base, 2.0 * x[:, 39, 18], atol=1e-6)
+
+
+def test_training_with_step_channels_is_deterministic(torch_one_thread):
+    cfg = profile_config("smoke").replace(model={"max_epochs": 2, "patience": 2, "step_channels": ("ret",)})
+    rng = np.random.default_rng(3)
+    batches = [(rng.normal(size=(30, 6, 19)).astype(np.float32), rng.normal(size=30).astype(np.float32)) for _ in range(5)]
+    a, _ = training.train_members(batches[:3], batches[3:], cfg)
+    b, _ = training.train_members(batches[:3], batches[3:], cfg)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert gru.predict(a, batches[4][0], cfg.model, n_features=19).shape == (30,)
+
+
+def test_refit_trains_each_member_again_on_every_date_for_the_chosen_epochs(torch_one_thread):
+    base = profile_config("smoke").replace(model={"max_epochs": 3, "patience": 2})
+    cfg = base.replace(model={"refit": True, "ensemble": 2})
+    train, val = _tiny_batches(0), _tiny_batches(1, n_dates=2)
+    every = train + _tiny_batches(2, n_dates=1) + val  # training, purged and validation dates
+    with pytest.raises(ValueError, match="every date"):
+        training.train_members(train, val, cfg)
+    state, results = training.train_members(train, val, cfg, every_date=every)
+    members = checkpoints.unpack_ensemble(state)
+    for i, (member, result) in enumerate(zip(members, results)):
+        early, _ = training.train_members(train, val, base.replace(model={"seed": base.model.seed + i}))
+        assert all(torch.equal(early[k], result.state_dict[k]) for k in early)  # the early-stopped fit is unchanged
+        refit = gru.train_gru(every, [], cfg.model, 18, base.model.seed + i, fixed_epochs=max(1, result.best_epoch))
+        assert all(torch.equal(member[k], refit.state_dict[k]) for k in member)
+        assert refit.epochs_run == max(1, result.best_epoch) and not refit.val_ic
+    again, _ = training.train_members(train, val, cfg, every_date=every)
+    assert all(torch.equal(again[k], state[k]) for k in state)
+
+
+def test_window_steps_keeps_the_last_steps_of_the_window_and_its_step_channels():
+    X = np.arange(2 * 40 * 18, dtype=np.float32).reshape(2, 40, 18)
+    steps = -np.arange(2 * 40 * 11, dtype=np.float32).reshape(2, 40, 11)
+    cfg = profile_config("smoke").replace(model={"window_steps": 20, "step_channels": ("ret",)})
+    out = training.with_step_channels(X, steps, cfg)
+    assert out.shape == (2, 20, 19)
+    assert np.array_equal(out[:, :, :18], X[:, 20:]) and np.array_equal(out[:, -1, 18], steps[:, -1, 1])
+    with pytest.raises(ValueError, match="step channels"):
+        training.with_step_channels(X, None, cfg)
+    with pytest.raises(ConfigError, match="window_steps"):
+        cfg.replace(model={"window_steps": 41})
+
+
+def test_a_shorter_training_label_reaches_closer_to_the_training_date_and_purges_less():
+    cfg = profile_config("demo")
+    short = cfg.replace(model={"label_horizon": 10})
+    assert training.training_label_horizon(cfg) == 20 and training.training_label_horizon(short) == 10
+    end = session_calendar.rebalance_date("2024-06")
+    dates, short_dates = training.training_dates("2024-06", cfg), training.training_dates("2024-06", short)
+    assert all(session_calendar.session_offset(t, 10) <= end for t in short_dates)  # still realised by the date
+    assert session_calendar.session_offset(short_dates[-1], 10 + cfg.samples.sample_every) > end
+    assert set(dates) < set(short_dates) and len(short_dates) == len(dates) + 2
+    assert training.purge_gap(short) == 2 and training.purge_gap(cfg) == 4
+    with pytest.raises(ConfigError, match="label_horizon"):
+        cfg.replace(model={"label_horizon": -1})
