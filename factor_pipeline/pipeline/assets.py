@@ -30,6 +30,15 @@ REVERSAL_LOOKBACK = 2
 # missing upstream months and training cannot, so nothing else retries.
 TRANSIENT_IO_RETRIES = 2
 
+# A backfill materialises a whole range of months of an asset in one run: months are independent given
+# their inputs, and a run's process start (Python, Dagster, torch) costs more than a month of most steps,
+# so one run per month made launching, not computing, bound a daemon-driven backfill (README, Operations).
+# The report depends on the previous month's report: in one run it writes the months in order.
+MONTH_RANGE_POLICY = dg.BackfillPolicy.single_run()
+# Backfill policies are beta in Dagster 1.13; every import of this module (each run, the daemon, the CLI)
+# would print that warning once per asset.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
+
 
 def _history(asset: str, months_back: int, months_forward: int = 0) -> dg.AssetIn:
     """Months m-back..m+forward of an upstream asset; months before the first partition simply do not exist."""
@@ -58,6 +67,38 @@ def _png_markdown(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
+def _each_month(context: dg.AssetExecutionContext, build) -> dg.MaterializeResult:
+    """Materialise the run's months in order, ``build(month)`` returning each month's MaterializeResult.
+
+    A single-month run returns that month's result unchanged. A range run gives each month its own metadata
+    and each check one result for the range (Dagster evaluates a check once per step), which fails when any
+    month fails and names the months in its problems.
+    """
+    months = context.partition_keys
+    if len(months) == 1:
+        return build(months[0])
+    checks_by_name: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
+    for month in months:
+        result = build(month)
+        if result.metadata:
+            context.add_asset_metadata(dict(result.metadata), partition_key=month)
+        for check in result.check_results:
+            checks_by_name.setdefault(check.check_name, []).append((month, check))
+    merged = []
+    for name, results in checks_by_name.items():
+        failed = [(month, check) for month, check in results if not check.passed]
+        problems = "; ".join(f"{month}: {check.metadata['problems'].value}" for month, check in failed)
+        merged.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"problems": problems or "none", "months": f"{months[0]}..{months[-1]}", "failed_months": len(failed)},
+            )
+        )
+    return dg.MaterializeResult(check_results=merged)
+
+
 def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> None:
     created = ensure_views(pipeline.layout, log=context.log.warning)
     if created:
@@ -66,15 +107,19 @@ def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> No
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="market",
     kinds={"parquet"},
     check_specs=[checks.RAW_BARS_CHECK],
 )
 def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The month's daily bars of every listed stock, the stock table as of the month end and, on the synthetic market, the truth."""
+    return _each_month(context, lambda month: _raw_bars_month(context, pipeline, month))
+
+
+def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.market import input_files
 
-    month = context.partition_key
     pipeline.check_writable()
     try:
         frames = input_files.read_month(pipeline.source_cache, month)
@@ -97,6 +142,7 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="features",
     kinds={"duckdb", "parquet"},
     ins={"raw_bars": _history("raw_bars", feature_stage.FEATURE_LOOKBACK_MONTHS)},
@@ -104,7 +150,10 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
 )
 def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The 18 daily volume-price features of every stock and traded day of the month, computed in DuckDB on adjusted prices."""
-    month = context.partition_key
+    return _each_month(context, lambda month: _features_month(context, pipeline, month))
+
+
+def _features_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     layout = pipeline.layout
     daily = read_months(layout, "raw_bars/daily", _months(layout, month, feature_stage.FEATURE_LOOKBACK_MONTHS))
     table = feature_stage.compute_features(daily, month)
@@ -118,6 +167,7 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="features",
     kinds={"numpy", "parquet"},
     ins={
@@ -128,7 +178,10 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
 )
 def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """Every listed stock on the month's sample dates: universe flags and its preprocessed 40 x 18 sequence."""
-    month = context.partition_key
+    return _each_month(context, lambda month: _samples_month(context, pipeline, month))
+
+
+def _samples_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     layout, cfg = pipeline.layout, pipeline.config
     history = read_months(layout, "features", _months(layout, month, feature_stage.SEQUENCE_LOOKBACK_MONTHS))
     daily = read_months(layout, "raw_bars/daily", _months(layout, month, 1))
@@ -156,6 +209,7 @@ _model_history = {
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="model",
     kinds={"pytorch"},
     ins=_model_history,
@@ -164,9 +218,12 @@ _model_history = {
 )
 def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The GAN stage of the month's model: an LSTM generator and CNN discriminator trained on its training window."""
+    return _each_month(context, lambda month: _gan_sequences_month(context, pipeline, month))
+
+
+def _gan_sequences_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation import report
 
-    month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
     train_month = training.training_month(month, cfg.model.retrain_months)
     pointer = {"month": month, "train_month": train_month, "mode": cfg.gan.mode, "gan_id": None}
@@ -194,6 +251,7 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="model",
     kinds={"pytorch"},
     ins={"gan_sequences": dg.AssetIn(dagster_type=dg.Nothing), **_model_history},
@@ -202,9 +260,12 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
 )
 def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The GRU(128,128)+MLP(256,64,64) checkpoint behind the month's factor: trained at a retrain month, else the newest one."""
+    return _each_month(context, lambda month: _gru_checkpoint_month(context, pipeline, month))
+
+
+def _gru_checkpoint_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation import report
 
-    month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
     layout.verify("gan_sequences", month)
     pointer = read_json(layout.partition_path("gan_sequences", month))
@@ -243,6 +304,7 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="factor",
     kinds={"pytorch", "parquet"},
     ins={
@@ -254,9 +316,12 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
 )
 def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """pRet of every eligible stock on the rebalance date, with the 20-day reversal and GAN-off baselines beside it."""
+    return _each_month(context, lambda month: _pret_factor_month(context, pipeline, month))
+
+
+def _pret_factor_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation import factor_table
 
-    month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
     layout.verify("gru_checkpoint", month)
     record = read_json(layout.partition_path("gru_checkpoint", month))
@@ -304,6 +369,7 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="evaluation",
     kinds={"parquet"},
     ins={
@@ -313,9 +379,12 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
 )
 def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """IC, Rank IC, the top-decile long portfolio, turnover and industry attribution of the month's factor, on the next month's returns."""
+    return _each_month(context, lambda month: _factor_evaluation_month(context, pipeline, month))
+
+
+def _factor_evaluation_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation import store as evaluation_store
 
-    month = context.partition_key
     result = evaluation_store.evaluate_and_store(pipeline.layout, month, pipeline.config, log=context.log.info)
     _finish(context, pipeline)
     return dg.MaterializeResult(metadata=result)
@@ -323,6 +392,7 @@ def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResou
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="evaluation",
     kinds={"markdown", "html"},
     # The report covers every evaluated month up to its own. Depending on the previous month's report (which
@@ -335,9 +405,12 @@ def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResou
 )
 def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     """The seed's factor report over every evaluated month up to this one: table, plots, top industries and baselines."""
+    return _each_month(context, lambda month: _factor_report_month(context, pipeline, month))
+
+
+def _factor_report_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation import store as evaluation_store
 
-    month = context.partition_key
     written = evaluation_store.write_report(pipeline.layout, month, pipeline.config)
     metadata = {
         "report_markdown": dg.MetadataValue.path(str(written["markdown"])),

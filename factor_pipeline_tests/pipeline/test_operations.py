@@ -1,4 +1,4 @@
-"""Running it for real: parallel multiprocess backfills beside a DuckDB reader, crashes mid-write, reruns."""
+"""Running it for real: a multiprocess backfill beside a DuckDB reader, crashes mid-write, reruns."""
 
 import json
 import shutil
@@ -64,14 +64,14 @@ def test_multiprocess_backfill_beside_a_duckdb_reader_equals_the_sequential_run(
     reference_home, _, _ = smoke_backfill
     home = tmp_path / "home"
     env = pipeline_env(home)
-    first = run_cli(["backfill", "--from", "2024-02", "--to", "2024-02", "--executor", "in_process", "--parallel", "1"], env)
+    first = run_cli(["backfill", "--from", "2024-02", "--to", "2024-02"], env)
     assert first.returncode == 0, first.stderr[-4000:]
     stop = tmp_path / "stop"
     reader = subprocess.Popen([sys.executable, "-c", READER, str(home / "factor.duckdb"), str(tmp_path / "reader.json"), str(stop)])
     try:
         time.sleep(2)
         result = run_cli(
-            ["backfill", "--from", "2024-02", "--to", "2024-07", "--executor", "multiprocess", "--max-concurrent", "2", "--parallel", "2"],
+            ["backfill", "--from", "2024-02", "--to", "2024-07", "--executor", "multiprocess", "--max-concurrent", "2"],
             env,
         )
     finally:
