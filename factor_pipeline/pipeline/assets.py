@@ -3,6 +3,7 @@
 
 import base64
 import warnings
+from collections.abc import Iterator
 
 import dagster as dg
 import numpy as np
@@ -67,36 +68,55 @@ def _png_markdown(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def _each_month(context: dg.AssetExecutionContext, build) -> dg.MaterializeResult:
+def _each_month(context: dg.AssetExecutionContext, build) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Materialise the run's months in order, ``build(month)`` returning each month's MaterializeResult.
 
-    A single-month run returns that month's result unchanged. A range run gives each month its own metadata
-    and each check one result for the range (Dagster evaluates a check once per step), which fails when any
-    month fails and names the months in its problems.
+    A range run gives each month its own metadata, and each check one result for the range (Dagster
+    evaluates a check once per step), which fails when any month fails and names the months in its
+    problems. When a blocking check fails, the step fails without recording any month as materialised:
+    Dagster's blocking stops only the steps of the same run, and a backfill runs the next asset's months in
+    another run, which would read what the check rejected.
     """
+    from dagster._core.errors import DagsterAssetCheckFailedError
+
     months = context.partition_keys
+    results = [(month, build(month)) for month in months]
     if len(months) == 1:
-        return build(months[0])
-    checks_by_name: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
-    for month in months:
-        result = build(month)
+        checks = list(results[0][1].check_results)
+    else:
+        by_name: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
+        for month, result in results:
+            for check in result.check_results:
+                by_name.setdefault(check.check_name, []).append((month, check))
+        checks = []
+        for name, found in by_name.items():
+            failed = [(month, check) for month, check in found if not check.passed]
+            checks.append(
+                dg.AssetCheckResult(
+                    check_name=name,
+                    passed=not failed,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "problems": "; ".join(f"{month}: {check.metadata['problems'].value}" for month, check in failed) or "none",
+                        "months": f"{months[0]}..{months[-1]}",
+                        "failed_months": len(failed),
+                    },
+                )
+            )
+    blocking = {spec.name for spec in context.assets_def.check_specs if spec.blocking}
+    rejected = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR and c.check_name in blocking]
+    if rejected:
+        yield from checks
+        raise DagsterAssetCheckFailedError(
+            f"{context.asset_key.to_user_string()}: blocking check {', '.join(c.check_name for c in rejected)} failed"
+        )
+    if len(months) == 1:
+        yield dg.MaterializeResult(metadata=results[0][1].metadata, check_results=checks)
+        return
+    for month, result in results:
         if result.metadata:
             context.add_asset_metadata(dict(result.metadata), partition_key=month)
-        for check in result.check_results:
-            checks_by_name.setdefault(check.check_name, []).append((month, check))
-    merged = []
-    for name, results in checks_by_name.items():
-        failed = [(month, check) for month, check in results if not check.passed]
-        problems = "; ".join(f"{month}: {check.metadata['problems'].value}" for month, check in failed)
-        merged.append(
-            dg.AssetCheckResult(
-                check_name=name,
-                passed=not failed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"problems": problems or "none", "months": f"{months[0]}..{months[-1]}", "failed_months": len(failed)},
-            )
-        )
-    return dg.MaterializeResult(check_results=merged)
+    yield dg.MaterializeResult(check_results=checks)
 
 
 def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> None:
@@ -112,9 +132,9 @@ def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> No
     kinds={"parquet"},
     check_specs=[checks.RAW_BARS_CHECK],
 )
-def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The month's daily bars of every listed stock, the stock table as of the month end and, on the synthetic market, the truth."""
-    return _each_month(context, lambda month: _raw_bars_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _raw_bars_month(context, pipeline, month))
 
 
 def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
@@ -148,9 +168,9 @@ def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     ins={"raw_bars": _history("raw_bars", feature_stage.FEATURE_LOOKBACK_MONTHS)},
     check_specs=[checks.FEATURES_CHECK],
 )
-def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The 18 daily volume-price features of every stock and traded day of the month, computed in DuckDB on adjusted prices."""
-    return _each_month(context, lambda month: _features_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _features_month(context, pipeline, month))
 
 
 def _features_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
@@ -176,9 +196,9 @@ def _features_month(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     },
     check_specs=[checks.SAMPLES_CHECK],
 )
-def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """Every listed stock on the month's sample dates: universe flags and its preprocessed 40 x 18 sequence."""
-    return _each_month(context, lambda month: _samples_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _samples_month(context, pipeline, month))
 
 
 def _samples_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
@@ -216,9 +236,9 @@ _model_history = {
     pool="gpu",
     op_tags=TRAINING_OP_TAGS,
 )
-def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The GAN stage of the month's model: an LSTM generator and CNN discriminator trained on its training window."""
-    return _each_month(context, lambda month: _gan_sequences_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _gan_sequences_month(context, pipeline, month))
 
 
 def _gan_sequences_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
@@ -258,9 +278,9 @@ def _gan_sequences_month(context: dg.AssetExecutionContext, pipeline: PipelineRe
     pool="gpu",
     op_tags=TRAINING_OP_TAGS,
 )
-def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The GRU(128,128)+MLP(256,64,64) checkpoint behind the month's factor: trained at a retrain month, else the newest one."""
-    return _each_month(context, lambda month: _gru_checkpoint_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _gru_checkpoint_month(context, pipeline, month))
 
 
 def _gru_checkpoint_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
@@ -314,9 +334,9 @@ def _gru_checkpoint_month(context: dg.AssetExecutionContext, pipeline: PipelineR
     },
     check_specs=[checks.PRET_CHECK],
 )
-def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """pRet of every eligible stock on the rebalance date, with the 20-day reversal and GAN-off baselines beside it."""
-    return _each_month(context, lambda month: _pret_factor_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _pret_factor_month(context, pipeline, month))
 
 
 def _pret_factor_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
@@ -377,9 +397,9 @@ def _pret_factor_month(context: dg.AssetExecutionContext, pipeline: PipelineReso
         "raw_bars": _history("raw_bars", 0, months_forward=1),
     },
 )
-def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """IC, Rank IC, the top-decile long portfolio, turnover and industry attribution of the month's factor, on the next month's returns."""
-    return _each_month(context, lambda month: _factor_evaluation_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _factor_evaluation_month(context, pipeline, month))
 
 
 def _factor_evaluation_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
@@ -403,9 +423,9 @@ def _factor_evaluation_month(context: dg.AssetExecutionContext, pipeline: Pipeli
         dg.AssetDep("factor_report", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
     ],
 )
-def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The seed's factor report over every evaluated month up to this one: table, plots, top industries and baselines."""
-    return _each_month(context, lambda month: _factor_report_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _factor_report_month(context, pipeline, month))
 
 
 def _factor_report_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:

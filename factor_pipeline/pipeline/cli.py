@@ -1,11 +1,12 @@
 """``factor-pipeline``: backfill months as a Dagster asset backfill, and print the factor report.
 
 ``backfill --from A --to B`` submits to the instance the asset backfill that the UI's "Materialize" over a
-partition range creates (Runs > Backfills lists it), targeting every asset of every month in the range and
-the upstream months outside it that the range reads and that are not built yet (a training window
-reaching back before the range, the next month's bars an evaluation needs). dagster-daemon then drives it:
-the daemon already running for this DAGSTER_HOME, or one the command starts for the duration, with its
-backfill loop shortened from Dagster's fixed 30 s. The run queue and pools of dagster.yaml apply. The
+partition range creates (Runs > Backfills lists it). It targets every asset of every month in the range,
+and the upstream months outside it that the range reads and that are not built yet (a training window
+reaching back before the range, the previous month's factor, the next month's bars an evaluation needs).
+dagster-daemon drives it: the daemon already running for this DAGSTER_HOME, or one the command starts for
+the duration (``run_daemon``: a 2 s backfill loop, evaluated between the backfill's runs). Each asset's
+backfill policy puts a range of months in one run; the run queue and pools of dagster.yaml apply. The
 command prints each (asset, month) as it is materialised; when a run fails it prints why (the failed
 step's error, or a blocking check's problems), cancels the rest of the backfill and exits 1.
 """
@@ -225,7 +226,8 @@ def start_daemon(log_path: Path) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:  # one backfill's daemon log at a time
         return subprocess.Popen(
-            [sys.executable, "-m", "factor_pipeline.pipeline.cli", "daemon", "--interval", str(DAEMON_INTERVAL_SECONDS)],
+            [sys.executable, "-m", "factor_pipeline.pipeline.cli", "daemon", "--interval", str(DAEMON_INTERVAL_SECONDS),
+             "--parent", str(os.getpid())],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -243,7 +245,7 @@ def stop_daemon(process: subprocess.Popen, instance) -> None:
     instance.wipe_daemon_heartbeats()
 
 
-def run_daemon(interval: float) -> int:
+def run_daemon(interval: float, parent: int | None = None) -> int:
     """``dagster-daemon run`` on this code location, its backfill loop every ``interval`` seconds.
 
     Two changes to Dagster's backfill daemon, made in this process only (the one the backfill command starts
@@ -273,8 +275,23 @@ def run_daemon(interval: float) -> int:
 
     controller.DEFAULT_DAEMON_INTERVAL_SECONDS = interval
     backfill_daemon.execute_backfill_jobs = evaluate_between_runs
+    if parent is not None:
+        _stop_when_gone(parent)
     sys.argv = ["dagster-daemon", "run", "-m", DEFINITIONS_MODULE]
     return daemon_main()
+
+
+def _stop_when_gone(parent: int) -> None:
+    """Shut this daemon down (as on Ctrl-C) once the command that started it is gone, even killed outright:
+    it runs in a session of its own, which no signal to the command reaches."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def failure_reasons(events) -> list[str]:
@@ -419,6 +436,9 @@ def backfill(args) -> int:
     from factor_pipeline.pipeline.resources import PipelineResource
     from factor_pipeline.pipeline.views import ensure_views
 
+    # A terminated command stops the daemon it started (drive_backfill's finally); the backfill stays in the
+    # instance, and the next daemon resumes it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     pipeline = PipelineResource.from_env()
     if pipeline.source != "synthetic" and not Path(pipeline.source).is_dir():
         raise FileNotFoundError(f"FACTOR_PIPELINE_SOURCE={pipeline.source} is not a directory of input files")
@@ -488,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.set_defaults(handler=print_report)
     daemon = commands.add_parser("daemon", help=argparse.SUPPRESS)
     daemon.add_argument("--interval", type=float, default=DAEMON_INTERVAL_SECONDS)
-    daemon.set_defaults(handler=lambda a: run_daemon(a.interval))
+    daemon.add_argument("--parent", type=int, default=None)
+    daemon.set_defaults(handler=lambda a: run_daemon(a.interval, a.parent))
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

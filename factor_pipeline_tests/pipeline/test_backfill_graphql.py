@@ -81,12 +81,14 @@ def test_a_graphql_backfill_listing_the_months_newest_first_writes_what_the_cli_
         "runConfigData": {"execution": {"config": {"in_process": {}}}},
         "title": "from the UI",
     }
+    response = tmp_path / "response.json"
     launched = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster-graphql"), "-w", "workspace.yaml", "-t", LAUNCH, "-v", json.dumps({"params": params})],
+        [str(Path(sys.executable).parent / "dagster-graphql"), "-w", "workspace.yaml", "-t", LAUNCH,
+         "-v", json.dumps({"params": params}), "-o", str(response)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
-    result = json.loads(launched.stdout)["data"]["launchPartitionBackfill"]
+    result = json.loads(response.read_text())["data"]["launchPartitionBackfill"]
     assert result["__typename"] == "LaunchBackfillSuccess", result
 
     for name, value in env.items():
