@@ -103,3 +103,26 @@ def test_the_submitted_backfill_is_the_asset_backfill_of_the_targets_with_one_ru
 
 def test_months_are_described_as_ranges():
     assert describe_months(["2023-11", "2023-12", "2024-01", "2024-03"]) == "2023-11..2024-01, 2024-03"
+
+
+def test_a_stored_runs_failure_reasons_name_the_failed_months_check_problems():
+    from factor_pipeline.pipeline.assets import _each_month, monthly
+    from factor_pipeline.pipeline.cli import run_failure_reasons
+
+    spec = dg.AssetCheckSpec("bars_quality", asset="bars", blocking=True)
+
+    @dg.asset(partitions_def=monthly, backfill_policy=dg.BackfillPolicy.single_run(), check_specs=[spec])
+    def bars(context: dg.AssetExecutionContext):
+        def month(m):
+            problems = "12 rows with high/low inconsistent with open/close" if m == "2024-03" else "none"
+            check = dg.AssetCheckResult(check_name="bars_quality", passed=problems == "none", metadata={"problems": problems})
+            return dg.MaterializeResult(check_results=[check])
+
+        yield from _each_month(context, month)
+
+    with dg.instance_for_test() as instance:
+        tags = {"dagster/asset_partition_range_start": "2024-02", "dagster/asset_partition_range_end": "2024-04"}
+        result = dg.materialize([bars], tags=tags, instance=instance, raise_on_error=False)
+        assert run_failure_reasons(instance, result.run_id) == [
+            "bars check bars_quality: 2024-03: 12 rows with high/low inconsistent with open/close"
+        ]
