@@ -29,7 +29,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 	cp $(INSTANCE_YAML) $@
 
 run: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/factor-pipeline backfill --from $(DEMO_FROM) --to $(DEMO_TO) --executor in_process --parallel 2
+	$(BIN)/factor-pipeline backfill --from $(DEMO_FROM) --to $(DEMO_TO) --executor in_process
 	$(BIN)/factor-pipeline report
 
 # The full lane: every test, and the 15 slowest printed so that a creeping test is noticed.

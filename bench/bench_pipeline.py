@@ -29,7 +29,7 @@ def backfill(home: Path, first: str, last: str, profile: str = "demo", **env_ext
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "factor_pipeline.pipeline.cli", "backfill", "--from", first, "--to", last,
-         "--executor", "in_process", "--parallel", "2"],
+         "--executor", "in_process"],
         cwd=REPO, env=env, capture_output=True, text=True,
     )
     if proc.returncode != 0:

@@ -3,6 +3,7 @@
 
 import base64
 import warnings
+from collections.abc import Iterator
 
 import dagster as dg
 import numpy as np
@@ -32,6 +33,15 @@ MODEL_LOOKBACK_MONTHS = max(training.lookback_months(profile_config(profile)) fo
 # missing upstream months and training cannot, so nothing else retries.
 TRANSIENT_IO_RETRIES = 2
 
+# A backfill materialises a whole range of months of an asset in one run: months are independent given
+# their inputs, and a run's process start (Python, Dagster, torch) costs more than a month of most steps,
+# so one run per month made launching, not computing, bound a daemon-driven backfill (README, Operations).
+# The report depends on the previous month's report: in one run it writes the months in order.
+MONTH_RANGE_POLICY = dg.BackfillPolicy.single_run()
+# Backfill policies are beta in Dagster 1.13; every import of this module (each run, the daemon, the CLI)
+# would print that warning once per asset.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
+
 
 def _history(asset: str, months_back: int, months_forward: int = 0) -> dg.AssetIn:
     """Months m-back..m+forward of an upstream asset; months before the first partition simply do not exist."""
@@ -53,6 +63,57 @@ def _png_markdown(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
+def _each_month(context: dg.AssetExecutionContext, build) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Materialise the run's months in order, ``build(month)`` returning each month's MaterializeResult.
+
+    A range run gives each month its own metadata, and each check one result for the range (Dagster
+    evaluates a check once per step), which fails when any month fails and names the months in its
+    problems. When a blocking check fails, the step fails without recording any month as materialised:
+    Dagster's blocking stops only the steps of the same run, and a backfill runs the next asset's months in
+    another run, which would read what the check rejected.
+    """
+    from dagster._core.errors import DagsterAssetCheckFailedError
+
+    months = context.partition_keys
+    results = [(month, build(month)) for month in months]
+    if len(months) == 1:
+        checks = list(results[0][1].check_results)
+    else:
+        by_name: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
+        for month, result in results:
+            for check in result.check_results:
+                by_name.setdefault(check.check_name, []).append((month, check))
+        checks = []
+        for name, found in by_name.items():
+            failed = [(month, check) for month, check in found if not check.passed]
+            checks.append(
+                dg.AssetCheckResult(
+                    check_name=name,
+                    passed=not failed,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "problems": "; ".join(f"{month}: {check.metadata['problems'].value}" for month, check in failed) or "none",
+                        "months": f"{months[0]}..{months[-1]}",
+                        "failed_months": len(failed),
+                    },
+                )
+            )
+    blocking = {spec.name for spec in context.assets_def.check_specs if spec.blocking}
+    rejected = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR and c.check_name in blocking]
+    if rejected:
+        yield from checks
+        raise DagsterAssetCheckFailedError(
+            f"{context.asset_key.to_user_string()}: blocking check {', '.join(c.check_name for c in rejected)} failed"
+        )
+    if len(months) == 1:
+        yield dg.MaterializeResult(metadata=results[0][1].metadata, check_results=checks)
+        return
+    for month, result in results:
+        if result.metadata:
+            context.add_asset_metadata(dict(result.metadata), partition_key=month)
+    yield dg.MaterializeResult(check_results=checks)
+
+
 def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> None:
     created = ensure_views(pipeline.layout, log=context.log.warning)
     if created:
@@ -61,16 +122,20 @@ def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> No
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="market",
     kinds={"parquet"},
     check_specs=[checks.RAW_BARS_CHECK],
 )
-def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The month's daily bars of every listed stock, the stock table as of the month end and, on the synthetic market, the truth."""
+    yield from _each_month(context, lambda month: _raw_bars_month(context, pipeline, month))
+
+
+def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.market import input_files
     from factor_pipeline.market import store as market_store
 
-    month = context.partition_key
     pipeline.check_writable()
     try:
         frames = market_store.read_month(pipeline.source_cache, month)
@@ -93,14 +158,18 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="features",
     kinds={"duckdb", "parquet"},
     ins={"raw_bars": _history("raw_bars", FEATURE_LOOKBACK_MONTHS)},
     check_specs=[checks.FEATURES_CHECK],
 )
-def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The 18 daily volume-price features of every stock and traded day of the month, computed in DuckDB on adjusted prices."""
-    month = context.partition_key
+    yield from _each_month(context, lambda month: _features_month(context, pipeline, month))
+
+
+def _features_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     layout = pipeline.layout
     daily = read_months(layout, "raw_bars/daily", session_calendar.months_back(month, FEATURE_LOOKBACK_MONTHS, first=layout.first_month))
     table = compute_features(daily, month)
@@ -114,6 +183,7 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="features",
     kinds={"numpy", "parquet"},
     ins={
@@ -122,9 +192,12 @@ def features(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     },
     check_specs=[checks.SAMPLES_CHECK],
 )
-def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def samples(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """Every listed stock on the month's sample dates: universe flags and its preprocessed 40 x 18 sequence."""
-    month = context.partition_key
+    yield from _each_month(context, lambda month: _samples_month(context, pipeline, month))
+
+
+def _samples_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     layout, cfg = pipeline.layout, pipeline.config
     history = read_months(layout, "features", session_calendar.months_back(month, SEQUENCE_LOOKBACK_MONTHS, first=layout.first_month))
     daily = read_months(layout, "raw_bars/daily", session_calendar.months_back(month, 1, first=layout.first_month))
@@ -153,17 +226,21 @@ _model_history = {
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="model",
     kinds={"pytorch"},
     ins=_model_history,
     pool="gpu",
     op_tags=TRAINING_OP_TAGS,
 )
-def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The GAN stage of the month's model: an LSTM generator and CNN discriminator trained on its training window."""
+    yield from _each_month(context, lambda month: _gan_sequences_month(context, pipeline, month))
+
+
+def _gan_sequences_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation.report.plots import plot_curves
 
-    month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
     train_month = training.training_month(month, cfg.model.retrain_months)
     pointer = {"month": month, "train_month": train_month, "mode": cfg.gan.mode, "gan_id": None}
@@ -191,17 +268,21 @@ def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource)
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="model",
     kinds={"pytorch"},
     ins={"gan_sequences": dg.AssetIn(dagster_type=dg.Nothing), **_model_history},
     pool="gpu",
     op_tags=TRAINING_OP_TAGS,
 )
-def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The GRU(128,128)+MLP(256,64,64) checkpoint behind the month's factor: trained at a retrain month, else the newest one."""
+    yield from _each_month(context, lambda month: _gru_checkpoint_month(context, pipeline, month))
+
+
+def _gru_checkpoint_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation.report.plots import plot_curves
 
-    month = context.partition_key
     layout, cfg = pipeline.layout, pipeline.config
     layout.verify("gan_sequences", month)
     pointer = read_json(layout.partition_path("gan_sequences", month))
@@ -240,6 +321,7 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="factor",
     kinds={"pytorch", "parquet"},
     ins={
@@ -249,11 +331,14 @@ def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource
     },
     check_specs=[checks.PRET_CHECK],
 )
-def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """pRet of every eligible stock on the rebalance date, with the 20-day reversal and GAN-off baselines beside it."""
+    yield from _each_month(context, lambda month: _pret_factor_month(context, pipeline, month))
+
+
+def _pret_factor_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation import store as evaluation_store
 
-    month = context.partition_key
     out, record = evaluation_store.score_and_store(pipeline.layout, month, pipeline.config)
     raw = out["pret_raw"].to_numpy()
     _finish(context, pipeline)
@@ -272,6 +357,7 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="evaluation",
     kinds={"parquet"},
     ins={
@@ -279,11 +365,14 @@ def pret_factor(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
         "raw_bars": _history("raw_bars", 0, months_forward=1),
     },
 )
-def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """IC, Rank IC, the top-decile long portfolio, turnover and industry attribution of the month's factor, on the next month's returns."""
+    yield from _each_month(context, lambda month: _factor_evaluation_month(context, pipeline, month))
+
+
+def _factor_evaluation_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation import store as evaluation_store
 
-    month = context.partition_key
     result = evaluation_store.evaluate_and_store(pipeline.layout, month, pipeline.config, log=context.log.info)
     _finish(context, pipeline)
     return dg.MaterializeResult(metadata=result)
@@ -291,6 +380,7 @@ def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResou
 
 @dg.asset(
     partitions_def=monthly,
+    backfill_policy=MONTH_RANGE_POLICY,
     group_name="evaluation",
     kinds={"markdown", "html"},
     # The report covers every evaluated month up to its own. Depending on the previous month's report (which
@@ -301,11 +391,14 @@ def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResou
         dg.AssetDep("factor_report", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
     ],
 )
-def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The seed's factor report over every evaluated month up to this one: table, plots, top industries and baselines."""
+    yield from _each_month(context, lambda month: _factor_report_month(context, pipeline, month))
+
+
+def _factor_report_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation import store as evaluation_store
 
-    month = context.partition_key
     written = evaluation_store.write_report(pipeline.layout, month, pipeline.config)
     metadata = {
         "report_markdown": dg.MetadataValue.path(str(written["markdown"])),

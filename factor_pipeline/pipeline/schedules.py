@@ -1,18 +1,25 @@
-"""The monthly schedule, in Asia/Shanghai time.
+"""The monthly schedules and the daily partial-month sensor, in Asia/Shanghai time.
 
 Daily bars of the month's last session are published by the data vendors the same evening, so on the
 1st of the next month at 06:00 every bar of the month just ended exists, whatever holidays closed its
 last calendar days. The factor run targets that month; the evaluation run, three hours later, evaluates
 the month before it, whose holding period has just ended, and refreshes the report.
+
+Between those, the partial-month sensor loads each evening's bars into the current month and evaluates the
+previous month's factor on them: an evaluation marked incomplete, with ``as_of`` the newest session, which
+the report shows as its "Latest IC" until the month completes.
 """
 
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pandas as pd
 
 from factor_pipeline.market import session_calendar
 from factor_pipeline.pipeline.checks import factor_on_time
+from factor_pipeline.pipeline.resources import PipelineResource
 
 TIMEZONE = "Asia/Shanghai"
 FACTOR_ASSETS = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor"]
@@ -80,5 +87,63 @@ factor_freshness_schedule = dg.ScheduleDefinition(
     description="08:00 Shanghai on the 2nd: flag the month just ended if its factor is still missing.",
 )
 
+# Vendors publish a session's bars the same evening; from 20:00 Shanghai the day's bars are taken to exist.
+BARS_PUBLISHED_AT = dt.time(20, 0)
+
+
+def newest_published_session(now: dt.datetime) -> pd.Timestamp:
+    """The newest session whose daily bars are published at ``now``, on the active session calendar."""
+    local = now.astimezone(ZoneInfo(TIMEZONE))
+    day = pd.Timestamp(local.date())
+    if local.time() < BARS_PUBLISHED_AT:
+        day -= pd.Timedelta(days=1)
+    return session_calendar.sessions_between(day - pd.Timedelta(days=40), day)[-1]
+
+
+def partial_month_targets(session: pd.Timestamp) -> dict[str, list[str]]:
+    """What one evening's refresh materialises: the bars of the session's month so far, and the previous
+    month's evaluation on them (partial until the session's month is complete) with its report."""
+    month = session_calendar.month_of(session)
+    previous = session_calendar.shift_month(month, -1)
+    return {"raw_bars": [month], "factor_evaluation": [previous], "factor_report": [previous]}
+
+
+PARTIAL_MONTH_ASSETS = ["raw_bars", "factor_evaluation", "factor_report"]
+
+
+@dg.sensor(
+    name="partial_month_sensor",
+    asset_selection=PARTIAL_MONTH_ASSETS,
+    minimum_interval_seconds=3600,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Each evening after 20:00 Shanghai: the current month's bars so far, and the previous month's "
+    "IC on them (marked as of that session), as one asset backfill.",
+)
+def partial_month_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+    from dagster._time import get_current_datetime  # Dagster's clock, so a frozen test clock applies
+
+    from factor_pipeline.pipeline.partitions import monthly_partitions
+
+    pipeline.activate_calendar()
+    try:
+        session = newest_published_session(get_current_datetime())
+    except session_calendar.CalendarHorizonError as exc:
+        return dg.SkipReason(str(exc))
+    if context.cursor == str(session.date()):
+        return dg.SkipReason(f"the bars of {session.date()} are loaded and evaluated already")
+    monthly = monthly_partitions()
+    subset = AssetGraphSubset(
+        partitions_subsets_by_asset_key={
+            dg.AssetKey(asset): monthly.subset_with_partition_keys(months)
+            for asset, months in partial_month_targets(session).items()
+        }
+    )
+    # A backfill, not a run: the evaluation must wait for the bars, and a run covers one partition.
+    request = dg.RunRequest.for_asset_graph_subset(subset, tags={"factor_pipeline/partial_as_of": str(session.date())})
+    return dg.SensorResult(run_requests=[request], cursor=str(session.date()))
+
+
 ALL_JOBS = [monthly_factor_job, monthly_evaluation_job, all_assets_job, factor_freshness_job]
 ALL_SCHEDULES = [monthly_factor_schedule, monthly_evaluation_schedule, factor_freshness_schedule]
+ALL_SENSORS = [partial_month_sensor]

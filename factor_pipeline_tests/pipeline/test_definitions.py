@@ -72,3 +72,45 @@ def test_dagster_definitions_validate_passes(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_asset_backfills_a_range_of_months_in_one_run():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run(), key
+
+
+def test_a_range_run_records_each_months_metadata_and_a_failed_month_fails_the_range():
+    from factor_pipeline.pipeline.assets import _each_month, monthly
+
+    spec = dg.AssetCheckSpec("quality", asset="bars", blocking=True)
+    bad_months = set()
+
+    @dg.asset(partitions_def=monthly, backfill_policy=dg.BackfillPolicy.single_run(), check_specs=[spec])
+    def bars(context: dg.AssetExecutionContext):
+        def month(m):
+            problems = ["2 bad rows"] if m in bad_months else []
+            return dg.MaterializeResult(
+                metadata={"rows": int(m[-2:])},
+                check_results=[dg.AssetCheckResult(check_name="quality", passed=not problems, metadata={"problems": "; ".join(problems) or "none"})],
+            )
+
+        yield from _each_month(context, month)
+
+    range_tags = {"dagster/asset_partition_range_start": "2024-01", "dagster/asset_partition_range_end": "2024-03"}
+    result = dg.materialize([bars], tags=range_tags)
+    rows = {e.partition: e.event_specific_data.materialization.metadata["rows"].value for e in result.get_asset_materialization_events()}
+    assert rows == {"2024-01": 1, "2024-02": 2, "2024-03": 3}
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["months"].value == "2024-01..2024-03"
+
+    bad_months.add("2024-02")
+    result = dg.materialize([bars], tags=range_tags, raise_on_error=False)
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["problems"].value == "2024-02: 2 bad rows"
+    # No month of the range counts as materialised, so a backfill launches nothing downstream of it.
+    assert not result.success and result.get_asset_materialization_events() == []
+
+    single = dg.materialize([bars], partition_key="2024-03")
+    (check,) = single.get_asset_check_evaluations()
+    assert check.passed and [e.partition for e in single.get_asset_materialization_events()] == ["2024-03"]

@@ -15,6 +15,7 @@ from factor_pipeline_tests.conftest import run_cli
 pytestmark = pytest.mark.slow
 
 MONTHS = ["2024-05", "2024-06", "2024-07"]
+STAGES = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
 
 
 def _query(home, sql):
@@ -35,6 +36,28 @@ def test_backfill_materialises_every_month_through_the_instance(smoke_backfill):
         # Upstream months the training window needs were materialised too, before the range.
         samples = {r.partition_key for r in instance.fetch_materializations(dg.AssetKey("samples"), limit=1000).records}
         assert min(samples) < MONTHS[0]
+
+
+def test_the_backfill_is_one_completed_dagster_asset_backfill_covering_the_range(smoke_backfill):
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    home, env, result = smoke_backfill
+    import os
+
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    with dg.DagsterInstance.get() as instance:
+        (backfill,) = instance.get_backfills()  # what Runs > Backfills lists
+        assert backfill.is_asset_backfill and backfill.status == BulkActionStatus.COMPLETED_SUCCESS
+        target = backfill.asset_backfill_data.target_subset
+        for key in target.asset_keys:
+            assert set(MONTHS) <= set(target.get_partitions_subset(key).get_partition_keys()), key
+        assert {key.path[-1] for key in target.asset_keys} == set(STAGES)
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+        # One run per asset's range of months (the gan, checkpoint and pRet steps share one), none outside it.
+        assert len(runs) == 6 and {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
+        assert len(instance.get_runs()) == len(runs)
+    assert f"backfill {backfill.backfill_id} COMPLETED_SUCCESS" in result.stdout
+    assert "[1/" in result.stdout and "factor_report 2024-07" in result.stdout
 
 
 def test_views_answer_queries(smoke_backfill):

@@ -45,6 +45,7 @@ def test_schedules_run_in_shanghai_time_and_are_registered():
     assert monthly_factor_schedule.cron_schedule == "0 6 1 * *"
     names = {s.name for s in defs.schedules}
     assert names == {"monthly_factor_schedule", "monthly_evaluation_schedule", "factor_freshness_schedule"}
+    assert {s.name for s in defs.sensors} == {"partial_month_sensor"}
 
 
 @pytest.mark.parametrize(
@@ -105,3 +106,80 @@ def test_the_freshness_check_flags_a_month_whose_factor_is_missing_at_eight_on_t
         layout = pipeline.layout
         write_parquet(pd.DataFrame({"ts_code": ["600000.SH"], "pret": [0.1]}), layout.partition("factor", "2024-02"), layout.stamp("factor", "2024-02"))
         assert evaluate().passed
+
+
+def _partial_tick(when, cursor=None, home=None):
+    from factor_pipeline.pipeline.resources import PipelineResource
+    from factor_pipeline.pipeline.schedules import partial_month_sensor
+
+    from dagster._core.test_utils import freeze_time
+
+    with dg.instance_for_test() as instance, freeze_time(when):
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
+            resources={"pipeline": PipelineResource(home=str(home or "/nonexistent"))},
+        )
+        return partial_month_sensor.evaluate_tick(context)
+
+
+def _requested(tick) -> dict[str, list[str]]:
+    (request,) = tick.run_requests
+    subset = request.asset_graph_subset  # a backfill request: Runs > Backfills lists what it launches
+    return {key.path[-1]: list(subset.get_partitions_subset(key).get_partition_keys()) for key in subset.asset_keys}
+
+
+def test_the_partial_month_sensor_loads_each_evenings_bars_and_evaluates_the_previous_month_once():
+    evening = dt.datetime(2024, 4, 16, 21, tzinfo=SHANGHAI)  # a Tuesday, after the bars are published
+    tick = _partial_tick(evening)
+    assert _requested(tick) == {"raw_bars": ["2024-04"], "factor_evaluation": ["2024-03"], "factor_report": ["2024-03"]}
+    assert tick.cursor == "2024-04-16"
+    assert "loaded and evaluated already" in _partial_tick(evening.replace(hour=23), cursor=tick.cursor).skip_message
+    # The next morning the newest published session is still the 16th; that evening it is the 17th.
+    assert _partial_tick(dt.datetime(2024, 4, 17, 10, tzinfo=SHANGHAI), cursor=tick.cursor).skip_message
+    assert _partial_tick(dt.datetime(2024, 4, 17, 20, 30, tzinfo=SHANGHAI), cursor=tick.cursor).cursor == "2024-04-17"
+    # Over a weekend and the 1st: Monday morning still has Friday 29 March, of March.
+    monday = _partial_tick(dt.datetime(2024, 4, 1, 9, tzinfo=SHANGHAI))
+    assert monday.cursor == "2024-03-29" and _requested(monday)["factor_evaluation"] == ["2024-02"]
+
+
+@pytest.mark.slow
+def test_the_partial_months_refresh_marks_the_evaluation_as_of_its_newest_bar_and_the_report_uses_it(tmp_path):
+    """What the sensor's backfill materialises, on input files whose newest month has bars to the 16th."""
+    import numpy as np
+    import pandas as pd
+    from dagster._core.test_utils import freeze_time
+
+    from factor_pipeline.config import MarketConfig
+    from factor_pipeline.market.synthetic import generate_market
+    from factor_pipeline.pipeline.assets import ALL_ASSETS
+    from factor_pipeline.pipeline.resources import PipelineResource
+    from factor_pipeline.storage import read_months, write_parquet
+
+    market = generate_market(MarketConfig(n_stocks=40, start="2023-12-01", end="2024-04-30"))
+    source = tmp_path / "input"
+    source.mkdir()
+    market.daily[market.daily["trade_date"] <= "2024-04-16"].to_parquet(source / "daily.parquet", index=False)
+    market.stocks.to_parquet(source / "stocks.parquet", index=False)
+    pipeline = PipelineResource(home=str(tmp_path / "home"), source=str(source), profile="smoke")
+    evening = dt.datetime(2024, 4, 16, 21, tzinfo=SHANGHAI)
+    with dg.instance_for_test() as instance, freeze_time(evening):
+        def materialise(asset, month):
+            result = dg.materialize(ALL_ASSETS, selection=[asset], partition_key=month, resources={"pipeline": pipeline}, instance=instance)
+            assert result.success, (asset, month)
+
+        materialise("raw_bars", "2024-03")
+        layout = pipeline.layout
+        # March's factor, as the 1 April schedule would have built it (any factor does for the dates).
+        stocks = read_months(layout, "raw_bars/stocks", ["2024-03"])
+        factor = stocks[["ts_code", "industry"]].assign(buyable=True, pret=np.random.default_rng(0).normal(size=len(stocks)))
+        write_parquet(factor, layout.partition("factor", "2024-03"), layout.stamp("factor", "2024-03"))
+
+        requested = _requested(_partial_tick(evening, home=tmp_path / "home"))
+        for asset in ("raw_bars", "factor_evaluation", "factor_report"):  # the backfill's dependency order
+            (month,) = requested[asset]
+            materialise(asset, month)
+
+    ic = read_months(layout, "eval/ic", ["2024-03"])
+    assert not ic["complete"].iloc[0] and ic["as_of"].iloc[0] == pd.Timestamp("2024-04-16")
+    report = (layout.reports / "2024-03" / "report.md").read_text(encoding="utf-8")
+    assert "Latest IC (2024-03, as of 2024-04-16)" in report
