@@ -189,13 +189,13 @@ def read_months(layout: "Layout", dataset: str, months: list[str]) -> pd.DataFra
     return pd.concat(frames, ignore_index=True)
 
 
-JSON_DATASETS = ("gan_sequences", "gru_checkpoint")
+JSON_DATASETS = ("gan_model", "gru_checkpoint")
 # The configuration sections each dataset's content depends on (by its first path component).
 DATASET_CONFIG_SECTIONS = {
     "raw_bars": (),
     "features": (),
     "samples": ("samples",),
-    "gan_sequences": ("samples", "gan", "model"),
+    "gan_model": ("samples", "gan", "model"),
     "gru_checkpoint": ("samples", "gan", "model"),
     "factor": ("samples", "gan", "model", "factor"),
     "eval": ("samples", "gan", "model", "factor"),

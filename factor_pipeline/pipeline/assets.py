@@ -233,12 +233,12 @@ _model_history = {
     pool="gpu",
     op_tags=TRAINING_OP_TAGS,
 )
-def gan_sequences(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
+def gan_model(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The GAN stage of the month's model: an LSTM generator and CNN discriminator trained on its training window."""
-    yield from _each_month(context, lambda month: _gan_sequences_month(context, pipeline, month))
+    yield from _each_month(context, lambda month: _gan_model_month(context, pipeline, month))
 
 
-def _gan_sequences_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
+def _gan_model_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
     from factor_pipeline.evaluation.report.plots import plot_curves
 
     layout, cfg = pipeline.layout, pipeline.config
@@ -261,7 +261,7 @@ def _gan_sequences_month(context: dg.AssetExecutionContext, pipeline: PipelineRe
             ),
             "real_vs_generated": dg.MetadataValue.md(pd.DataFrame(side["similarity"]).round(4).to_markdown(index=False)),
         }
-    write_json({**pointer, "provenance": layout.stamp("gan_sequences", month)}, layout.partition_path("gan_sequences", month))
+    write_json({**pointer, "provenance": layout.stamp("gan_model", month)}, layout.partition_path("gan_model", month))
     metadata = {**pointer, **metadata}
     return dg.MaterializeResult(metadata=metadata)
 
@@ -271,7 +271,7 @@ def _gan_sequences_month(context: dg.AssetExecutionContext, pipeline: PipelineRe
     backfill_policy=MONTH_RANGE_POLICY,
     group_name="model",
     kinds={"pytorch"},
-    ins={"gan_sequences": dg.AssetIn(dagster_type=dg.Nothing), **_model_history},
+    ins={"gan_model": dg.AssetIn(dagster_type=dg.Nothing), **_model_history},
     pool="gpu",
     op_tags=TRAINING_OP_TAGS,
 )
@@ -284,15 +284,15 @@ def _gru_checkpoint_month(context: dg.AssetExecutionContext, pipeline: PipelineR
     from factor_pipeline.evaluation.report.plots import plot_curves
 
     layout, cfg = pipeline.layout, pipeline.config
-    layout.verify("gan_sequences", month)
-    pointer = read_json(layout.partition_path("gan_sequences", month))
+    layout.verify("gan_model", month)
+    pointer = read_json(layout.partition_path("gan_model", month))
     train_month = pointer["train_month"]
     data = model_store.load_training_data(layout, train_month, cfg)
     gan_artifact = model_store.ensure_gan(layout, data, cfg, log=context.log.info)
     if gan_artifact.gan_id != pointer["gan_id"]:
         raise StorageError(
-            f"gan_sequences {month} points at GAN {pointer['gan_id']} but the current data and config give "
-            f"{gan_artifact.gan_id}: re-materialise gan_sequences for {month}"
+            f"gan_model {month} points at GAN {pointer['gan_id']} but the current data and config give "
+            f"{gan_artifact.gan_id}: re-materialise gan_model for {month}"
         )
     main = model_store.ensure_checkpoint(layout, data, cfg, gan_artifact, log=context.log.info)
     record = {"month": month, "train_month": train_month, "checkpoint": main.checkpoint_id, "gan_mode": cfg.gan.mode}
@@ -410,4 +410,4 @@ def _factor_report_month(context: dg.AssetExecutionContext, pipeline: PipelineRe
     return dg.MaterializeResult(metadata=metadata)
 
 
-ALL_ASSETS = [raw_bars, features, samples, gan_sequences, gru_checkpoint, pret_factor, factor_evaluation, factor_report]
+ALL_ASSETS = [raw_bars, features, samples, gan_model, gru_checkpoint, pret_factor, factor_evaluation, factor_report]

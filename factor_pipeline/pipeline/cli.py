@@ -25,8 +25,8 @@ from pathlib import Path
 from factor_pipeline.market import session_calendar
 from factor_pipeline.storage import Layout, StorageError
 
-STAGES = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
-MODEL_STAGES = {"gan_sequences", "gru_checkpoint"}
+STAGES = ["raw_bars", "features", "samples", "gan_model", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
+MODEL_STAGES = {"gan_model", "gru_checkpoint"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS_MODULE = "factor_pipeline.pipeline.definitions"
 
@@ -42,7 +42,7 @@ ASSET_DATASETS = {
     "raw_bars": "raw_bars/daily",
     "features": "features",
     "samples": "samples",
-    "gan_sequences": "gan_sequences",
+    "gan_model": "gan_model",
     "gru_checkpoint": "gru_checkpoint",
     "pret_factor": "factor",
     "factor_evaluation": "eval/ic",

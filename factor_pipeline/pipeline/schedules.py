@@ -22,7 +22,7 @@ from factor_pipeline.pipeline.checks import factor_on_time
 from factor_pipeline.pipeline.resources import PipelineResource
 
 TIMEZONE = "Asia/Shanghai"
-FACTOR_ASSETS = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor"]
+FACTOR_ASSETS = ["raw_bars", "features", "samples", "gan_model", "gru_checkpoint", "pret_factor"]
 EVALUATION_ASSETS = ["factor_evaluation", "factor_report"]
 
 # The lateness check asks about the month just ended, not the month a run builds: it runs on its own schedule.

@@ -9,7 +9,7 @@ from factor_pipeline.storage import Layout
 def test_targets_add_the_upstream_months_the_range_reads(tmp_path, monkeypatch):
     monkeypatch.setenv("FACTOR_PIPELINE_PROFILE", "smoke")
     targets = backfill_targets("2024-05", "2024-06", Layout(tmp_path))
-    for asset in ("gan_sequences", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"):
+    for asset in ("gan_model", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"):
         assert {"2024-05", "2024-06"} <= set(targets[asset]), asset
     # May's model was trained at 2023-12: its window reaches months before the range.
     assert targets["samples"][0] < "2024-01"

@@ -8,7 +8,7 @@ import dagster as dg
 from factor_pipeline.pipeline.definitions import all_assets_job, defs
 
 REPO = Path(__file__).resolve().parents[2]
-CHAIN = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
+CHAIN = ["raw_bars", "features", "samples", "gan_model", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
 
 
 def test_definitions_load_with_the_monthly_chain():
@@ -31,7 +31,7 @@ def test_each_asset_has_a_docstring_for_the_ui():
 
 def test_training_steps_share_the_gpu_pool_and_checks_block():
     graph = defs.resolve_asset_graph()
-    for name in ("gan_sequences", "gru_checkpoint"):
+    for name in ("gan_model", "gru_checkpoint"):
         assert graph.get(dg.AssetKey(name)).pools == {"gpu"}
     check_keys = graph.asset_check_keys
     assert {key.name for key in check_keys} >= {"bars_quality", "features_quality", "samples_quality", "pret_quality"}

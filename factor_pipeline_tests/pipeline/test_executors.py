@@ -115,7 +115,7 @@ def test_k8s_step_jobs_carry_the_image_resources_gpu_and_the_homes_volume(tmp_pa
         "FACTOR_PIPELINE_K8S_NAMESPACE": "research",
         "FACTOR_PIPELINE_K8S_HOME_CLAIM": "factor-home",
     }
-    steps = ["raw_bars", "gan_sequences", "gru_checkpoint"]
+    steps = ["raw_bars", "gan_model", "gru_checkpoint"]
     result = subprocess.run([sys.executable, "-c", RENDER, *steps], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = json.loads(result.stdout.strip().splitlines()[-1])
@@ -127,7 +127,7 @@ def test_k8s_step_jobs_carry_the_image_resources_gpu_and_the_homes_volume(tmp_pa
         (container,) = pod["containers"]
         assert container["image"] == "registry.example/factor-pipeline:1.0"
         assert container["args"][:3] == ["dagster", "api", "execute_step"]
-        expected = TRAINING_RESOURCES if step in ("gan_sequences", "gru_checkpoint") else STEP_RESOURCES
+        expected = TRAINING_RESOURCES if step in ("gan_model", "gru_checkpoint") else STEP_RESOURCES
         assert container["resources"] == expected, step
         assert pod["volumes"] == [{"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": "factor-home"}}]
         assert container["volumeMounts"] == [{"name": HOME_VOLUME, "mountPath": str(home)}]

@@ -15,7 +15,7 @@ from factor_pipeline_tests.conftest import run_cli
 pytestmark = pytest.mark.slow
 
 MONTHS = ["2024-05", "2024-06", "2024-07"]
-STAGES = ["raw_bars", "features", "samples", "gan_sequences", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
+STAGES = ["raw_bars", "features", "samples", "gan_model", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
 
 
 def _query(home, sql):
@@ -160,7 +160,7 @@ def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp
                     assets.append("samples")
                 materialise(assets, month)
             for month in ["2026-12", "2027-01"]:
-                materialise(["gan_sequences", "gru_checkpoint", "pret_factor"], month)
+                materialise(["gan_model", "gru_checkpoint", "pret_factor"], month)
             materialise(["factor_evaluation", "factor_report"], "2026-12")
             with pytest.raises(dg.DagsterUnknownPartitionError):
                 # Partitions reach the current month only: March 2027 does not exist yet in February.

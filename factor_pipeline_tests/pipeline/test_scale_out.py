@@ -28,7 +28,7 @@ from factor_pipeline_tests.conftest import REPO, pipeline_env
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-TRAINING_STEPS = {"gan_sequences", "gru_checkpoint"}
+TRAINING_STEPS = {"gan_model", "gru_checkpoint"}
 
 REPLAY = """
 import json, sys
