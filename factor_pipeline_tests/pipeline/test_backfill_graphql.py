@@ -12,18 +12,11 @@ import dagster as dg
 import pytest
 
 from factor_pipeline_tests.conftest import REPO, pipeline_env
+from factor_pipeline_tests.pipeline.test_webserver import LAUNCH
 
 # Drives whole Dagster runs: the full lane only (`make test`), not `make test-fast`.
 pytestmark = pytest.mark.slow
 
-LAUNCH = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
 
 
 def _targets(dagster_home: Path, monkeypatch) -> dict[str, list[str]]:
