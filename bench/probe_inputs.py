@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_training as bt  # noqa: E402
 from factor_pipeline.config import profile_config  # noqa: E402
 from factor_pipeline.evaluation import metrics  # noqa: E402
-from factor_pipeline.features import windows  # noqa: E402
+from factor_pipeline.features.daily import FEATURE_NAMES  # noqa: E402
+from factor_pipeline.features.samples import SIDE_COLUMNS, STATE_FEATURES, STATE_SIDE_COLUMNS  # noqa: E402
 from factor_pipeline.market import session_calendar  # noqa: E402
 from factor_pipeline.model import training  # noqa: E402
 
@@ -41,25 +42,25 @@ def design(data: bt.Dataset, rows: pd.DataFrame, name: str, last: int) -> np.nda
         if part == "seed":
             parts.append(np.asarray(data.X[index])[:, -last:, :].reshape(len(index), -1))
         elif part == "seed_state":  # the seed's preprocessing, non-level features only
-            keep = [windows.FEATURE_NAMES.index(f) for f in windows.STATE_FEATURES]
+            keep = [FEATURE_NAMES.index(f) for f in STATE_FEATURES]
             parts.append(np.asarray(data.X[index])[:, -last:, keep].reshape(len(index), -1))
         elif part.startswith("ind_"):  # a step channel demeaned within the date's industries
             feature = part.split("_", 1)[1]
-            values = np.asarray(data.S[index])[:, -last:, windows.STATE_FEATURES.index(feature)].astype(np.float64)
+            values = np.asarray(data.S[index])[:, -last:, STATE_FEATURES.index(feature)].astype(np.float64)
             frame = pd.DataFrame(values)
             keys = [rows["trade_date"].to_numpy(), rows["industry"].to_numpy()]
             parts.append(values - frame.groupby(keys).transform("mean").to_numpy())
         elif part.startswith("seed_") or part.startswith("steps_"):  # one named feature, e.g. steps_ret
             kind, feature = part.split("_", 1)
             source = data.X if kind == "seed" else data.S
-            names = windows.FEATURE_NAMES if kind == "seed" else windows.STATE_FEATURES
+            names = FEATURE_NAMES if kind == "seed" else STATE_FEATURES
             parts.append(np.asarray(source[index])[:, -last:, names.index(feature)].reshape(len(index), -1))
         elif part == "steps":
             parts.append(np.asarray(data.S[index])[:, -last:, :].reshape(len(index), -1))
         elif part == "side":
-            parts.append(rows[list(windows.STATE_SIDE_COLUMNS)].to_numpy(dtype=np.float64))
+            parts.append(rows[list(STATE_SIDE_COLUMNS)].to_numpy(dtype=np.float64))
         elif part == "side_all":
-            parts.append(rows[list(windows.SIDE_COLUMNS)].to_numpy(dtype=np.float64))
+            parts.append(rows[list(SIDE_COLUMNS)].to_numpy(dtype=np.float64))
         else:
             raise SystemExit(f"unknown input set {part!r}")
     return np.concatenate(parts, axis=1).astype(np.float64)

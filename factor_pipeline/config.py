@@ -16,7 +16,7 @@ PROFILES = ("smoke", "demo", "full")
 GAN_MODES = ("augment", "transform", "off")
 LABEL_TRANSFORMS = ("zscore", "winsor", "rank")
 MODEL_INPUTS = ("window", "scale", "scale_all", "scale_steps")
-# The features that may join the window as step channels (ModelConfig.step_channels): windows.STATE_FEATURES,
+# The features that may join the window as step channels (ModelConfig.step_channels): features.samples.STATE_FEATURES,
 # the 11 that are not price or size levels (a test checks that the two agree).
 STEP_CHANNELS = (
     "turnover_rate", "ret", "log_ret", "intraday_ret", "overnight_ret", "amplitude", "upper_shadow",
@@ -102,7 +102,7 @@ class ModelConfig:
     # "window": the seed's per-window z-score only; "scale": plus each non-level feature's window mean and
     # log-volatility, ranked across the date's stocks; "scale_all": the same for all 18 features
     inputs: str = "window"
-    # Non-level features (windows.STATE_FEATURES) added to the window as extra channels standardised only across
+    # Non-level features (features.samples.STATE_FEATURES) added to the window as extra channels standardised only across
     # the date's stocks at each step, so they keep return units (a stock's own scale), unlike the per-window
     # z-score. () is the seed's window only; inputs="scale_steps" is all 11. The three daily returns by
     # measurement (bench/results/training-2026-11-30.md).

@@ -1,7 +1,7 @@
 """The catalogue of bad inputs and bad requests: each gets a clear message and loses nothing already good.
 
 The input-file cases (missing column, bad date, duplicates, non-positive price, OHLC, negative volume,
-unknown stock, non-session date, unknown industry, ...) are in test_market_data.py, one test each; the
+unknown stock, non-session date, unknown industry, ...) are in test_input_files.py, one test each; the
 corrupt-checkpoint cases in test_model.py. This file covers the rest, through the CLI and through Dagster.
 """
 
