@@ -89,7 +89,7 @@ def refuse_history_before_the_source(months: list[str], layout: Layout, cfg) -> 
     model trains on a window that starts before it (that history really is needed, and does not exist)."""
     from factor_pipeline.model import training
 
-    first_data = (layout.identity.first_month if layout.identity else None) or session_calendar.FIRST_MONTH
+    first_data = layout.first_month or session_calendar.FIRST_MONTH
     if months[0] < first_data:
         raise session_calendar.PartitionKeyError(f"the source's first month is {first_data}: {months[0]} has no bars")
 
