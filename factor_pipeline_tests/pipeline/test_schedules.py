@@ -12,10 +12,11 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _tick(schedule, when):
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
-        )
+    # The context is closed too: left open, it leaves its instance's state storage as the process's current
+    # one, and a later test that loads definitions finds an instance that is gone.
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    ) as context:
         return schedule.evaluate_tick(context).run_requests
 
 
@@ -114,11 +115,10 @@ def _partial_tick(when, cursor=None, home=None):
 
     from dagster._core.test_utils import freeze_time
 
-    with dg.instance_for_test() as instance, freeze_time(when):
-        context = dg.build_sensor_context(
-            instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
-            resources={"pipeline": PipelineResource(home=str(home or "/nonexistent"))},
-        )
+    with dg.instance_for_test() as instance, freeze_time(when), dg.build_sensor_context(
+        instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
+        resources={"pipeline": PipelineResource(home=str(home or "/nonexistent"))},
+    ) as context:
         return partial_month_sensor.evaluate_tick(context)
 
 
