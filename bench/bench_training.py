@@ -18,6 +18,7 @@ seed's training exactly (config.SEED_TRAINING). Prints and writes one JSON objec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -55,6 +56,9 @@ OPTIONS: dict[str, dict] = {
     "dropout": {**SEED_TRAINING, "dropout": 0.2},
     "scale": {**SEED_TRAINING, "inputs": "scale"},
     "scale_all": {**SEED_TRAINING, "inputs": "scale_all"},
+    "scale_vol": {**SEED_TRAINING, "inputs": "scale_vol"},
+    "scale_linear": {**SEED_TRAINING, "inputs": "scale", "side_at": "linear"},
+    "scale_vol_linear": {**SEED_TRAINING, "inputs": "scale_vol", "side_at": "linear"},
     "scale_steps": {**SEED_TRAINING, "inputs": "scale_steps"},
     "scale_head": {**SEED_TRAINING, "inputs": "scale", "side_at": "head"},
     "lr1e-4": {**SEED_TRAINING, "lr": 1e-4, "max_epochs": 50, "patience": 10},
@@ -78,6 +82,8 @@ OPTIONS: dict[str, dict] = {
     "refit": {**SEED_TRAINING, "refit": True},
     "slow": {**SEED_TRAINING, "lr": 3e-4, "max_epochs": 30, "patience": 6},
     "step_all": {**SEED_TRAINING, "step_channels": STEP_CHANNELS},
+    "resid": {**SEED_TRAINING, "label_neutralize": ("industry", "size", "beta")},
+    "resid_ind": {**SEED_TRAINING, "label_neutralize": ("industry",)},
     "default": {},  # whatever ModelConfig's defaults are in the profile
 }
 # Options that change the GAN stage rather than the GRU's training (GanConfig changes).
@@ -131,7 +137,7 @@ class Dataset:
 
     def __init__(self, cfg: Config, first_train: str, last: str, variant: str):
         self.cfg = cfg
-        key = f"v2-{cfg.fingerprint('market', 'samples')}-{first_train}-{last}"
+        key = f"v3-{cfg.fingerprint('market', 'samples')}-{first_train}-{last}"
         self.dir = CACHE / f"{variant}-{key}"
         first_window = training.window_months(first_train, cfg)[0]
         self.months = month_range(first_window, last)
@@ -142,6 +148,16 @@ class Dataset:
         self.S = np.load(self.dir / "S.npy", mmap_mode="r")
         self.truth = pd.read_parquet(self.dir / "truth.parquet")
         self.scored = pd.read_parquet(self.dir / "scored.parquet")
+        self._components: pd.DataFrame | None = None
+
+    def components(self) -> pd.DataFrame:
+        """The truth split by planted effect, (month, ts_code) x effect (cached): see ``planted_components``."""
+        if self._components is None:
+            path = self.dir / "components.parquet"
+            if not path.exists():
+                planted_components(self.cfg.market).to_parquet(path)
+            self._components = pd.read_parquet(path)
+        return self._components
 
     def _build(self) -> None:
         started = time.time()
@@ -247,6 +263,42 @@ class Dataset:
         rows = rows.reset_index(drop=True)
         X = self.inputs(rows, cfg)
         return training.group_training_data(train_month, rows, X, labels, cfg)
+
+
+EFFECTS = ("reversal", "attention", "episodes", "low_vol_premium", "turnover_reversal")
+
+
+def planted_components(market_cfg) -> pd.DataFrame:
+    """Each planted effect's part of truth.expected_return: the truth of the market with only that effect on,
+    less the truth with every effect off (what remains there: held-back moves and the equity premium).
+
+    Diagnostic only, for the bench: it tells which effects a factor reads. The simulation is re-run with the
+    same seed, so the parts are close to, not exactly, the embedded market's (an effect moves prices, and
+    prices feed volume and limits). Never an input of the pipeline.
+    """
+    # The effects add up in the expected return (the interaction's events add to the reversal's), so each
+    # part is taken alone.
+    on = {name: getattr(market_cfg, name) for name in EFFECTS if getattr(market_cfg, name)}
+    off = dataclasses.replace(market_cfg, **{name: 0.0 for name in EFFECTS})
+    def truth_of(cfg):
+        return generate_market(cfg).truth.set_index(["month", "ts_code"])["expected_return"]
+    base = truth_of(off)
+    parts = {"none": base}
+    for name, strength in on.items():
+        parts[name] = truth_of(dataclasses.replace(off, **{name: strength})) - base
+    return pd.DataFrame(parts)
+
+
+def component_reads(scores: pd.DataFrame, components: pd.DataFrame) -> dict:
+    """Mean over months of corr(factor, each planted effect's part of the truth), per factor."""
+    frame = scores.join(components, on=["month", "ts_code"])
+    out = {}
+    for name in FACTORS:
+        out[name] = {
+            part: round(float(frame.groupby("month").apply(lambda g: metrics.pearson(g[name], g[part])).mean()), 3)
+            for part in components.columns
+        }
+    return out
 
 
 def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple[pd.DataFrame, dict]:
@@ -395,6 +447,7 @@ def main() -> None:
             scores, fits = run_option(data, cfg, months)
             figures = monthly_figures(scores, data.truth)
             entry = {"seed": cfg.model.seed, "seconds": round(time.time() - t0, 1), "fits": fits, **summary(figures)}
+            entry["reads"] = component_reads(scores, data.components())
             entry["monthly"] = figures.pivot(index="month", columns="factor", values="truth_corr")["pret"].round(4).to_dict()
             entry["monthly_ic"] = figures.pivot(index="month", columns="factor", values="ic")["pret"].round(4).to_dict()
             entry["reversal_monthly"] = figures.pivot(index="month", columns="factor", values="truth_corr")["reversal_20d"].round(4).to_dict()
@@ -405,7 +458,7 @@ def main() -> None:
             print(
                 f"{args.variant} {name} seed {cfg.model.seed}: truth_corr {tc['mean']:.3f} +- {tc['se']:.3f}, "
                 f"IC {ic['mean']:.4f} +- {ic['se']:.4f}, IC - reversal {d['mean']:+.4f} +- {d['se']:.4f} "
-                f"({entry['seconds']:.0f} s)",
+                f"({entry['seconds']:.0f} s); reads {entry['reads']['pret']}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 PROFILES = ("smoke", "demo", "full")
 GAN_MODES = ("augment", "transform", "off")
 LABEL_TRANSFORMS = ("zscore", "winsor", "rank")
-MODEL_INPUTS = ("window", "scale", "scale_all", "scale_steps")
+LABEL_EXPOSURES = ("industry", "size", "beta")
+MODEL_INPUTS = ("window", "scale", "scale_vol", "scale_all", "scale_steps")
 # The features that may join the window as step channels (ModelConfig.step_channels): features.samples.STATE_FEATURES,
 # the 11 that are not price or size levels (a test checks that the two agree).
 STEP_CHANNELS = (
@@ -93,6 +94,10 @@ class ModelConfig:
     # holds the seed's value of each, and README.md ("Factor quality") the measurements behind the default.
     purge: bool = True  # leave a gap of ceil(label_horizon / sample_every) dates before validation
     label_transform: str = "rank"  # per date: "zscore" (the seed), "winsor" (z-score clipped at 3), "rank"
+    # Risk exposures the training label is made neutral to, per date, before the transform: the OLS residual
+    # on "industry" dummies, "size" (log float market cap) and "beta" (the window's market beta). The
+    # factor returns they carry are noise to a stock selector. () trains on the raw return (the seed).
+    label_neutralize: tuple[str, ...] = ()
     weight_decay: float = 0.0  # decoupled (AdamW); 0 keeps the seed's plain Adam
     dropout: float = 0.0  # on the MLP's hidden layers
     # After early stopping, train each member again from its seed on every date of the window (training,
@@ -100,7 +105,8 @@ class ModelConfig:
     refit: bool = False
     ensemble: int = 1  # models trained from seeds seed, seed+1, ...; pRet is their mean
     # "window": the seed's per-window z-score only; "scale": plus each non-level feature's window mean and
-    # log-volatility, ranked across the date's stocks; "scale_all": the same for all 18 features
+    # log-volatility, ranked across the date's stocks; "scale_vol": the log-volatilities only; "scale_all":
+    # the means and log-volatilities of all 18 features
     inputs: str = "window"
     # Non-level features (features.samples.STATE_FEATURES) added to the window as extra channels standardised only across
     # the date's stocks at each step, so they keep return units (a stock's own scale), unlike the per-window
@@ -110,7 +116,9 @@ class ModelConfig:
     label_horizon: int = 0  # sessions of the training label; 0: samples.label_horizon (the seed's 20)
     window_steps: int = 0  # the model reads only the last this many steps of each window; 0: all (the seed)
     linear_skip: bool = False  # also a linear read of the step channels over the whole window, added to pRet
-    side_at: str = "gru"  # where side inputs enter: "gru" (a channel at every step) or "head" (beside the GRU's state)
+    # Where side inputs enter: "gru" (a channel at every step), "head" (beside the GRU's state) or "linear"
+    # (a linear term added to pRet)
+    side_at: str = "gru"
     device: str = "auto"  # "auto": CUDA when present, else CPU
     num_threads: int = 0  # CPU threads for training and inference; 0 = PyTorch's default (all cores)
     # "bf16": bfloat16 matmuls where the hardware has them natively (factor_pipeline/precision.py),
@@ -122,6 +130,7 @@ class ModelConfig:
 SEED_TRAINING = {
     "purge": False,
     "label_transform": "zscore",
+    "label_neutralize": (),
     "weight_decay": 0.0,
     "dropout": 0.0,
     "ensemble": 1,
@@ -281,6 +290,8 @@ def validate(cfg: Config) -> None:
         cfg.model.label_transform in LABEL_TRANSFORMS,
         f"model.label_transform={cfg.model.label_transform!r} is not one of {LABEL_TRANSFORMS}",
     )
+    unknown = [e for e in cfg.model.label_neutralize if e not in LABEL_EXPOSURES]
+    _require(not unknown, f"model.label_neutralize: {unknown} are not among {LABEL_EXPOSURES}")
     _require(cfg.model.inputs in MODEL_INPUTS, f"model.inputs={cfg.model.inputs!r} is not one of {MODEL_INPUTS}")
     unknown = [c for c in cfg.model.step_channels if c not in STEP_CHANNELS]
     _require(not unknown, f"model.step_channels: {unknown} are not among {STEP_CHANNELS}")
@@ -290,7 +301,7 @@ def validate(cfg: Config) -> None:
         0 <= cfg.model.window_steps <= cfg.samples.seq_len,
         f"model.window_steps={cfg.model.window_steps} must be 0 (all) or at most samples.seq_len",
     )
-    _require(cfg.model.side_at in ("gru", "head"), f"model.side_at={cfg.model.side_at!r} is not gru or head")
+    _require(cfg.model.side_at in ("gru", "head", "linear"), f"model.side_at={cfg.model.side_at!r} is not gru, head or linear")
     _require(cfg.model.weight_decay >= 0, "model.weight_decay must be 0 or more")
     _require(0.0 <= cfg.model.dropout < 1.0, f"model.dropout={cfg.model.dropout} must be in [0, 1)")
     _require(cfg.model.ensemble >= 1, "model.ensemble must be at least 1")

@@ -57,3 +57,19 @@ def pearson(x, y) -> float:
     dx = x - x.mean()
     dy = y - y.mean()
     return float(np.clip((dx @ dy) / (math.sqrt(float(dx @ dx)) * math.sqrt(float(dy @ dy))), -1.0, 1.0))
+
+
+def ols_residual(y: np.ndarray, groups: np.ndarray | None = None, *covariates: np.ndarray) -> np.ndarray:
+    """The residual of ``y`` on one dummy per group (an intercept when ``groups`` is None) and the covariates.
+
+    The caller passes complete rows (no NaN). ``np.linalg.lstsq`` returns the minimum-norm solution when the
+    design is rank deficient (e.g. one group whose rows share a covariate value); the residual is unique anyway.
+    """
+    if groups is None:
+        columns = [np.ones(len(y))]
+    else:
+        _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        columns = list(np.eye(codes.max() + 1)[codes].T) if len(codes) else []
+    design = np.column_stack([*columns, *covariates]) if columns or covariates else np.zeros((len(y), 0))
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return y - design @ coef

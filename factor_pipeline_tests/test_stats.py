@@ -1,10 +1,11 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from factor_pipeline.stats import is_constant, pearson, zscore
+from factor_pipeline.stats import is_constant, ols_residual, pearson, zscore
 
 
 def test_zscore_matches_scipy_along_each_axis():
@@ -40,3 +41,27 @@ def test_pearson_is_nan_for_constant_input_or_fewer_than_two_pairs():
     assert math.isnan(pearson([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
     assert math.isnan(pearson([1.0, 2.0, 3.0], [0.3, 0.1 + 0.2, 0.30000000000000004]))
     assert math.isnan(pearson([1.0, np.nan], [2.0, 3.0]))
+
+
+def test_ols_residual_equals_the_within_group_regression_of_frisch_waugh():
+    rng = np.random.default_rng(5)
+    groups = rng.choice(["a", "b", "c"], size=60)
+    x1, x2 = rng.normal(size=60), rng.normal(size=60)
+    y = 2.0 * x1 - x2 + (groups == "b") * 3.0 + rng.normal(size=60)
+    out = ols_residual(y, groups, x1, x2)
+
+    # Independent: demean y and the covariates within each group, then a plain regression without intercept.
+    def within(v):
+        return v - pd.Series(v).groupby(groups).transform("mean").to_numpy()
+
+    X = np.column_stack([within(x1), within(x2)])
+    beta = np.linalg.solve(X.T @ X, X.T @ within(y))
+    np.testing.assert_allclose(out, within(y) - X @ beta, atol=1e-10)
+    assert abs(out @ x1) < 1e-8 and abs(out @ x2) < 1e-8
+
+
+def test_ols_residual_without_groups_removes_the_mean_and_the_slope():
+    x = np.arange(10.0)
+    y = 1.5 + 0.5 * x + np.array([1, -1] * 5, dtype=float)
+    slope, intercept = np.polyfit(x, y, 1)
+    np.testing.assert_allclose(ols_residual(y, None, x), y - (intercept + slope * x), atol=1e-12)

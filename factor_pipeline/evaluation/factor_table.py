@@ -36,14 +36,11 @@ def zscore(values: pd.Series) -> pd.Series:
 
 def neutralize(factor: pd.Series, industry: pd.Series, log_mcap: pd.Series) -> pd.Series:
     """Industry- and size-neutral factor: the OLS residual of ``factor`` on industry dummies and log
-    float market cap, z-scored.
+    float market cap (stats.ols_residual), z-scored.
 
-    The design matrix has one dummy per industry present and no separate intercept (the dummies span
-    it), so the residual has zero mean within every industry and zero covariance with log_mcap.
-    Rows where any of the three inputs is missing are left out of the regression and come back NaN.
-    ``np.linalg.lstsq`` is used because it returns the minimum-norm solution when the design is rank
-    deficient (e.g. one industry whose stocks all have the same size); the residual is unique anyway.
-    The three Series are aligned on ``factor``'s index, which is also the output's index.
+    The residual has zero mean within every industry and zero covariance with log_mcap. Rows where any of
+    the three inputs is missing are left out of the regression and come back NaN. The three Series are
+    aligned on ``factor``'s index, which is also the output's index.
     """
     factor = pd.Series(factor, dtype="float64")
     industry = pd.Series(industry).reindex(factor.index)
@@ -52,11 +49,7 @@ def neutralize(factor: pd.Series, industry: pd.Series, log_mcap: pd.Series) -> p
     out = pd.Series(np.nan, index=factor.index, dtype="float64", name=factor.name)
     if not valid.any():
         return out
-    dummies = pd.get_dummies(industry[valid].astype(str), dtype="float64")
-    design = np.column_stack([dummies.to_numpy(), log_mcap[valid].to_numpy()])
-    y = factor[valid].to_numpy()
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    out[valid] = y - design @ coef
+    out[valid] = stats.ols_residual(factor[valid].to_numpy(), industry[valid].to_numpy(), log_mcap[valid].to_numpy())
     return zscore(out)
 
 

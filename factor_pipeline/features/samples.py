@@ -53,6 +53,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "is_limit_up",
     "buyable",
     "log_float_mcap",
+    "market_beta",
     "seq_index",
     *SIDE_COLUMNS,
 )
@@ -236,9 +237,11 @@ def build_samples(
     seq_index[eligible] = np.arange(int(eligible.sum()), dtype=np.int64)
     samples["seq_index"] = seq_index
 
-    X, side = _gather_and_standardise(values, window_end[eligible], t_position[eligible], cfg)
+    X, side, beta = _gather_and_standardise(values, window_end[eligible], t_position[eligible], cfg)
     side_table = np.full((len(samples), len(SIDE_COLUMNS)), np.nan, dtype=np.float32)
     side_table[eligible] = side
+    samples["market_beta"] = np.nan
+    samples.loc[eligible, "market_beta"] = beta
     for k, column in enumerate(SIDE_COLUMNS):
         samples[column] = side_table[:, k]
     samples["trade_date"] = session_calendar.as_datetime64_ns(samples["trade_date"])
@@ -314,14 +317,33 @@ def _side_inputs(raw: np.ndarray) -> np.ndarray:
     return _rank_scores(np.concatenate([level, logvol], axis=1))
 
 
-def _gather_and_standardise(values, window_end, t_position, cfg) -> tuple[np.ndarray, np.ndarray]:
+def market_beta(returns: np.ndarray) -> np.ndarray:
+    """[n, steps] daily returns of one date's stocks -> each stock's beta to their equal-weight mean return.
+
+    Windows are the stocks' last traded days, so a stock halted within the window is aligned with the
+    others by step, not by session: close enough for a risk exposure, and point-in-time. NaN where the
+    market did not move or the stock has fewer than two observed steps.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        market = np.nanmean(returns, axis=0)
+        centred_market = market - market.mean()
+        centred = returns - np.nanmean(returns, axis=1, keepdims=True)
+        cov = np.nanmean(centred * centred_market, axis=1)
+        beta = cov / np.mean(centred_market**2)
+    return np.where(np.isfinite(beta), beta, np.nan)
+
+
+def _gather_and_standardise(values, window_end, t_position, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gather each eligible sample's last seq_len feature rows and standardise, one date at a time;
-    also the side inputs of each (SIDE_COLUMNS)."""
+    also the side inputs of each (SIDE_COLUMNS) and its market beta."""
     n = len(window_end)
     X = np.empty((n, cfg.seq_len, len(FEATURE_NAMES)), dtype=np.float32)
     side = np.empty((n, len(SIDE_COLUMNS)), dtype=np.float32)
+    beta = np.empty(n, dtype=np.float64)
     if n == 0:
-        return X, side
+        return X, side, beta
+    ret = FEATURE_NAMES.index("ret")
     steps = np.arange(-cfg.seq_len + 1, 1)
     boundaries = np.flatnonzero(np.diff(t_position)) + 1
     # Processing per date bounds the float64 temporaries to one cross-section.
@@ -329,8 +351,9 @@ def _gather_and_standardise(values, window_end, t_position, cfg) -> tuple[np.nda
         raw = values[window_end[lo:hi, None] + steps]
         X[lo:hi] = zscore(_standardise_series(raw, cfg.mad_clip), axis=0)
         side[lo:hi] = _side_inputs(raw)
+        beta[lo:hi] = market_beta(raw[:, :, ret])
     if not np.isfinite(X).all():
         raise AssertionError("standardised samples hold a non-finite value")
-    return X, side
+    return X, side, beta
 
 

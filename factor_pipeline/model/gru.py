@@ -46,6 +46,7 @@ class GRUFactorModel(nn.Module):
         dropout: float = 0.0,
         head_side: int = 0,
         skip: tuple[int, int, int] | None = None,
+        side_linear: bool = False,
     ):
         super().__init__()
         # ``skip`` = (first channel, number of channels, steps): a linear read of those channels over the
@@ -53,15 +54,17 @@ class GRUFactorModel(nn.Module):
         self.skip_channels = skip
         self.skip = nn.Linear(skip[1] * skip[2], 1, bias=False) if skip else None
         # The last ``head_side`` input channels are per-sample side inputs (constant along the window):
-        # they skip the GRU and join its final state at the MLP.
+        # they skip the GRU and join its final state at the MLP, or (``side_linear``) only a linear read of
+        # them is added to the output, which has too few weights to tell one stock from another.
         self.head_side = head_side
+        self.side_read = nn.Linear(head_side, 1, bias=False) if side_linear and head_side else None
         n_features -= head_side
         # One single-layer nn.GRU per layer, so that layers may differ in width; they hold the
         # parameters (standard names) and run the CUDA path.
         sizes = [n_features, *gru_hidden]
         self.grus = nn.ModuleList(nn.GRU(i, h, batch_first=True) for i, h in zip(sizes[:-1], sizes[1:]))
         layers: list[nn.Module] = []
-        width = sizes[-1] + head_side
+        width = sizes[-1] + (0 if self.side_read is not None else head_side)
         for hidden in mlp_hidden:
             layers += [nn.Linear(width, hidden), nn.ReLU()]
             if dropout > 0:  # only when asked: a Dropout module would shift the seed's state-dict keys
@@ -87,7 +90,9 @@ class GRUFactorModel(nn.Module):
         return h_n[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.head_side:
+        if self.side_read is not None:
+            h = self.mlp[:-1](self.encode(x[..., : -self.head_side]))
+        elif self.head_side:
             sequence, side = x[..., : -self.head_side], x[:, -1, -self.head_side :]
             h = self.mlp[:-1](torch.cat([self.encode(sequence), side], dim=-1))
         else:
@@ -100,6 +105,8 @@ class GRUFactorModel(nn.Module):
                 first, count, _ = self.skip_channels
                 read = x[..., first : first + count].reshape(len(x), -1).to(self.skip.weight.dtype)
                 out = out + self.skip(read).squeeze(-1)
+            if self.side_read is not None:
+                out = out + self.side_read(x[:, -1, -self.head_side :].to(self.side_read.weight.dtype)).squeeze(-1)
             return out
 
 
@@ -159,9 +166,11 @@ SEQUENCE_FEATURES = 18  # the daily features of a window; channels beyond them a
 
 def build_model(cfg: ModelConfig, n_features: int, seq_len: int = 40) -> GRUFactorModel:
     sequence = SEQUENCE_FEATURES + len(cfg.step_channels)  # the window's channels, then the step channels
-    head_side = n_features - sequence if cfg.side_at == "head" and n_features > sequence else 0
+    head_side = n_features - sequence if cfg.side_at in ("head", "linear") and n_features > sequence else 0
     skip = (SEQUENCE_FEATURES, len(cfg.step_channels), seq_len) if cfg.linear_skip and cfg.step_channels else None
-    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side, skip)
+    return GRUFactorModel(
+        n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side, skip, side_linear=cfg.side_at == "linear"
+    )
 
 
 def optimizer_for(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:

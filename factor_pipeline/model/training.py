@@ -20,7 +20,7 @@ import pandas as pd
 
 from factor_pipeline.market import session_calendar
 from factor_pipeline.config import Config
-from factor_pipeline.stats import MAD_SCALE, zscore
+from factor_pipeline.stats import MAD_SCALE, ols_residual, zscore
 from factor_pipeline.storage import StorageError
 
 Log = Callable[[str], None]
@@ -148,6 +148,32 @@ def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"unknown label transform {how!r}")
 
 
+# The samples' column of each risk exposure a label can be made neutral to (ModelConfig.label_neutralize).
+EXPOSURE_COLUMNS = {"size": "log_float_mcap", "beta": "market_beta"}
+
+
+def neutralize_labels(values: np.ndarray, rows: pd.DataFrame, exposures: tuple[str, ...]) -> np.ndarray:
+    """One date's raw labels less their OLS fit on the named exposures of ``rows`` (the same samples).
+
+    A missing exposure value is set to the date's median, so that no labelled sample is dropped.
+    """
+    if not exposures:
+        return values
+    groups = rows["industry"].to_numpy() if "industry" in exposures else None
+    covariates = []
+    for name in exposures:
+        if name in EXPOSURE_COLUMNS:
+            if EXPOSURE_COLUMNS[name] not in rows.columns:
+                raise StorageError(
+                    f"model.label_neutralize={exposures} needs the samples' {EXPOSURE_COLUMNS[name]} column: "
+                    "re-materialise the samples"
+                )
+            x = rows[EXPOSURE_COLUMNS[name]].to_numpy(dtype=np.float64)
+            finite = np.isfinite(x)
+            covariates.append(np.where(finite, x, np.median(x[finite]) if finite.any() else 0.0))
+    return ols_residual(np.asarray(values, dtype=np.float64), groups, *covariates)
+
+
 def purge_gap(cfg: Config) -> int:
     """Dates dropped before the first validation date, so that no validation label window overlaps a training one."""
     return math.ceil(training_label_horizon(cfg) / cfg.samples.sample_every) if cfg.model.purge else 0
@@ -165,7 +191,11 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
     if cfg.model.inputs == "scale_steps":
         # Measured in bench/bench_training.py only; in the pipeline the same channels are model.step_channels.
         raise NotImplementedError("gru.inputs='scale_steps' is a bench option; in the pipeline set model.step_channels")
-    columns = SIDE_COLUMNS if cfg.model.inputs == "scale_all" else STATE_SIDE_COLUMNS
+    columns = {
+        "scale_all": SIDE_COLUMNS,
+        "scale": STATE_SIDE_COLUMNS,
+        "scale_vol": tuple(c for c in STATE_SIDE_COLUMNS if c.startswith("logvol_")),
+    }[cfg.model.inputs]
     missing = [c for c in columns if c not in samples.columns]
     if missing:
         raise StorageError(
@@ -204,7 +234,8 @@ def group_training_data(
         X_d, y_d = np.ascontiguousarray(X_all[rows], dtype=np.float32), labels[rows]
         codes = samples["ts_code"].to_numpy()[rows]
         grouped_X.append(X_d)
-        grouped_y.append(transform_labels(y_d, cfg.model.label_transform))
+        y_neutral = neutralize_labels(y_d, samples.iloc[rows], cfg.model.label_neutralize)
+        grouped_y.append(transform_labels(y_neutral, cfg.model.label_transform))
         used_dates.append(pd.Timestamp(date))
         digest.update(str(date).encode())
         digest.update("|".join(codes).encode())

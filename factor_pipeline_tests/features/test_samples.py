@@ -17,6 +17,7 @@ from factor_pipeline.features.samples import (
     STATE_FEATURES,
     _standardise_series,
     build_samples,
+    market_beta,
     scale_steps,
 )
 from factor_pipeline.market import trading_rules
@@ -240,6 +241,33 @@ def test_side_inputs_are_each_windows_level_and_log_volatility_ranked_across_the
     on_last = eligible[eligible.trade_date == eligible.trade_date.max()].set_index("ts_code")
     assert on_last.loc[codes[1], "logvol_volume"] == on_last["logvol_volume"].min() < -1.0
     assert on_last["level_volume"].std() > 0.5
+
+
+def test_market_beta_is_each_stocks_slope_on_the_equal_weight_mean_return():
+    rng = np.random.default_rng(8)
+    market = rng.normal(0, 0.01, size=40)
+    true_beta = np.array([0.5, 1.0, 1.5, 2.0])
+    returns = true_beta[:, None] * market + rng.normal(0, 0.002, size=(4, 40))
+    returns[2, 5] = np.nan  # a missing day is left out of that stock's moments
+    out = market_beta(returns)
+    mean = np.nanmean(returns, axis=0)
+    for i in range(4):
+        keep = np.isfinite(returns[i])
+        expected = np.cov(returns[i, keep], mean[keep], bias=True)[0, 1] / np.var(mean)
+        if i != 2:
+            np.testing.assert_allclose(out[i], np.polyfit(mean, returns[i], 1)[0], rtol=1e-10)
+        assert abs(out[i] - expected) < 0.05
+    assert np.corrcoef(out, true_beta)[0, 1] > 0.99
+    assert np.isnan(market_beta(np.ones((3, 40)) * 0.01)).all()  # a market that does not move has no beta
+
+
+def test_samples_carry_the_market_beta_of_their_window(universe_case):
+    samples = universe_case[3]
+    eligible = samples[samples.eligible]
+    assert samples.loc[~samples.eligible, "market_beta"].isna().all()
+    assert eligible["market_beta"].notna().mean() > 0.9
+    # Betas on the date's own equal-weight mean average one (exactly, when every window is aligned).
+    assert 0.8 < eligible.groupby("trade_date")["market_beta"].mean().median() < 1.2
 
 
 def _reference_clipped(values: np.ndarray, mad_clip: float) -> np.ndarray:

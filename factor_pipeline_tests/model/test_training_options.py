@@ -307,3 +307,70 @@ def test_a_shorter_training_label_reaches_closer_to_the_training_date_and_purges
     assert training.purge_gap(short) == 2 and training.purge_gap(cfg) == 4
     with pytest.raises(ConfigError, match="label_horizon"):
         cfg.replace(model={"label_horizon": -1})
+
+
+def test_scale_vol_adds_only_the_log_volatilities_and_a_linear_side_read_is_added_to_the_output():
+    from factor_pipeline.features.samples import STATE_SIDE_COLUMNS
+
+    cfg = seed_training(profile_config("smoke")).replace(model={"inputs": "scale_vol", "side_at": "linear"})
+    vol_columns = [c for c in STATE_SIDE_COLUMNS if c.startswith("logvol_")]
+    samples = pd.DataFrame(np.ones((2, len(STATE_SIDE_COLUMNS))), columns=list(STATE_SIDE_COLUMNS))
+    assert training.model_inputs(np.zeros((2, 40, 18), np.float32), samples, cfg).shape == (2, 40, 18 + len(vol_columns))
+    net = gru.build_model(cfg.model, 18 + 11)
+    assert net.grus[0].input_size == 18 and net.mlp[0].in_features == cfg.model.gru_hidden[-1]
+    x = torch.randn(4, 40, 18 + 11)
+    shifted = x.clone()
+    shifted[:, -1, 18:] += 1.0
+    # Linear in the side inputs: the output moves by the sum of the read's weights.
+    with torch.no_grad():
+        np.testing.assert_allclose((net(shifted) - net(x)).numpy(), net.side_read.weight.sum().item(), rtol=1e-4)
+
+
+def test_neutralized_labels_are_orthogonal_to_the_exposures_and_off_by_default():
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame(
+        {
+            "industry": rng.choice(["801010", "801080"], size=30),
+            "log_float_mcap": rng.normal(22.0, 1.0, size=30),
+            "market_beta": rng.normal(1.0, 0.3, size=30),
+        }
+    )
+    rows.loc[4, "market_beta"] = np.nan  # a missing exposure takes the date's median: no sample is dropped
+    y = rng.normal(size=30) + 0.5 * rows["log_float_mcap"].to_numpy()
+    assert training.neutralize_labels(y, rows, ()) is y
+    out = training.neutralize_labels(y, rows, ("industry", "size", "beta"))
+    beta = rows["market_beta"].fillna(rows["market_beta"].median()).to_numpy()
+    for industry in ("801010", "801080"):
+        assert abs(out[rows["industry"].to_numpy() == industry].mean()) < 1e-10
+    assert abs(out @ rows["log_float_mcap"].to_numpy()) < 1e-8 and abs(out @ beta) < 1e-8
+    # Size only: an intercept and the slope on size, nothing else.
+    slope, intercept = np.polyfit(rows["log_float_mcap"], y, 1)
+    np.testing.assert_allclose(training.neutralize_labels(y, rows, ("size",)),
+                               y - intercept - slope * rows["log_float_mcap"].to_numpy(), atol=1e-10)
+    with pytest.raises(Exception, match="re-materialise the samples"):
+        training.neutralize_labels(y, rows.drop(columns="market_beta"), ("beta",))
+
+
+def test_label_neutralize_changes_the_training_labels_only_when_asked():
+    cfg = profile_config("smoke")
+    dates = training.training_dates("2024-06", cfg)
+    n_stocks = 12
+    samples = pd.DataFrame(
+        {
+            "trade_date": np.repeat(dates.values, n_stocks),
+            "ts_code": np.tile([f"{i:06d}.SZ" for i in range(n_stocks)], len(dates)),
+            "industry": np.tile(["801010", "801080"] * (n_stocks // 2), len(dates)),
+        }
+    )
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(len(samples), 40, 18)).astype(np.float32)
+    # One industry runs 20% ahead: ranks within the date change once that is taken out.
+    labels = rng.standard_t(3, size=len(samples)) * 0.1 + 0.2 * (samples["industry"].to_numpy() == "801080")
+    plain = training.group_training_data("2024-06", samples, X, labels, cfg)
+    assert all(np.array_equal(a, training.transform_labels(labels[i * n_stocks : (i + 1) * n_stocks], cfg.model.label_transform))
+               for i, a in enumerate(plain.y))
+    neutral = training.group_training_data("2024-06", samples, X, labels, cfg.replace(model={"label_neutralize": ("industry",)}))
+    industry = samples["industry"].to_numpy()[:n_stocks]
+    first = training.neutralize_labels(labels[:n_stocks], samples.iloc[:n_stocks], ("industry",))
+    np.testing.assert_allclose(neutral.y[0], training.transform_labels(first, cfg.model.label_transform))
+    assert not np.array_equal(neutral.y[0], plain.y[0]) and len(set(industry)) == 2
