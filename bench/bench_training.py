@@ -318,6 +318,7 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
                 "train_dates": td.n_train,
                 "val_dates": td.n_val,
                 "gap": td.n_gap,
+                "samples": int(sum(len(y) for y in td.y)),
                 "best_epoch": [r.best_epoch for r in results],
                 "best_val_ic": [round(r.best_val_ic, 4) for r in results],
                 "train_ic_at_best": [round(-r.train_loss[r.best_epoch - 1], 4) if r.best_epoch else None for r in results],
@@ -406,6 +407,19 @@ def _rounded(obj):
     return obj
 
 
+def entry_of(scores: pd.DataFrame, fits: dict, data: Dataset, cfg: Config, seconds: float) -> dict:
+    """One option's result on one seed: summary, per-month truth_corr and IC of pRet and the reversal, and
+    which planted effects it reads."""
+    figures = monthly_figures(scores, data.truth)
+    entry = {"seed": cfg.model.seed, "seconds": round(seconds, 1), "fits": fits, **summary(figures)}
+    entry["reads"] = component_reads(scores, data.components())
+    for key, value in (("monthly", "truth_corr"), ("monthly_ic", "ic")):
+        wide = figures.pivot(index="month", columns="factor", values=value)
+        entry[key] = wide["pret"].round(4).to_dict()
+        entry["reversal_" + key] = wide["reversal_20d"].round(4).to_dict()
+    return _rounded(entry)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--from", dest="first", default="2021-12")
@@ -445,14 +459,8 @@ def main() -> None:
             cfg = base.replace(model={**model_changes, "seed": base.model.seed + 100 * s}, gan=gan_changes)
             t0 = time.time()
             scores, fits = run_option(data, cfg, months)
-            figures = monthly_figures(scores, data.truth)
-            entry = {"seed": cfg.model.seed, "seconds": round(time.time() - t0, 1), "fits": fits, **summary(figures)}
-            entry["reads"] = component_reads(scores, data.components())
-            entry["monthly"] = figures.pivot(index="month", columns="factor", values="truth_corr")["pret"].round(4).to_dict()
-            entry["monthly_ic"] = figures.pivot(index="month", columns="factor", values="ic")["pret"].round(4).to_dict()
-            entry["reversal_monthly"] = figures.pivot(index="month", columns="factor", values="truth_corr")["reversal_20d"].round(4).to_dict()
-            entry["reversal_monthly_ic"] = figures.pivot(index="month", columns="factor", values="ic")["reversal_20d"].round(4).to_dict()
-            result["options"].setdefault(name, []).append(_rounded(entry))
+            entry = entry_of(scores, fits, data, cfg, time.time() - t0)
+            result["options"].setdefault(name, []).append(entry)
             tc, ic = entry["pret"]["truth_corr"], entry["pret"]["ic"]
             d = entry["pret_minus_reversal"]["ic"]
             print(

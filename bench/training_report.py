@@ -38,15 +38,21 @@ def load(paths: list[str]) -> dict[tuple, dict]:
     groups: dict[tuple, dict] = {}
     for path in paths:
         result = json.loads(Path(path).read_text())
-        group = groups.setdefault((result["variant"], result["months"], result["profile"]), {"options": {}})
-        for name, runs in result["options"].items():
-            group["options"].setdefault(name, []).extend(runs)
-            for run in runs:
-                group.setdefault("first", run)
-                if "reversal_monthly" in run:
-                    group["reversal"] = pd.Series(run["reversal_monthly"], dtype=float)
-                    group["reversal_ic"] = pd.Series(run["reversal_monthly_ic"], dtype=float)
+        group_of(result, groups.setdefault((result["variant"], result["months"], result["profile"]), {"options": {}}))
     return groups
+
+
+def group_of(result: dict, group: dict | None = None) -> dict:
+    """One bench_training result pooled into ``group`` (a new one when None): its runs by option."""
+    group = {"options": {}} if group is None else group
+    for name, runs in result["options"].items():
+        group["options"].setdefault(name, []).extend(runs)
+        for run in runs:
+            group.setdefault("first", run)
+            if "reversal_monthly" in run:
+                group["reversal"] = pd.Series(run["reversal_monthly"], dtype=float)
+                group["reversal_ic"] = pd.Series(run["reversal_monthly_ic"], dtype=float)
+    return group
 
 
 def table(group: dict, against: str | None = None) -> pd.DataFrame:
