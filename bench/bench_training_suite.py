@@ -131,9 +131,15 @@ def plan(quick: bool) -> tuple[list[tuple], list[dict]]:
 def _group_json(results: list[dict], group: str, variant: str) -> dict:
     runs = [r for r in results if r["group"] == group and r["variant"] == variant]
     out = {"profile": "demo", "variant": variant, "months": "{}..{}".format(*runs[0]["months"]), "options": {}}
-    for r in runs:
+    for r in sorted(runs, key=lambda r: (ABLATION.index(r["option"]) if r["option"] in ABLATION else len(ABLATION), r["seed"])):
         out["options"].setdefault(r["option"], []).append(r["entry"])
     return out
+
+
+def mean_reads(runs: list[dict]) -> pd.DataFrame:
+    """Factor x effect: each factor's mean monthly correlation with each planted effect's part of the truth,
+    averaged over the runs' seeds."""
+    return sum(pd.DataFrame(r["reads"]).T for r in runs) / len(runs)
 
 
 def _paired(a: pd.Series, b: pd.Series) -> tuple[float, float]:
@@ -177,6 +183,20 @@ def variant_rows(results: list[dict]) -> list[dict]:
     return rows
 
 
+def truth_shares(components: pd.DataFrame, truth: pd.DataFrame, scored: pd.MultiIndex) -> dict:
+    """Each planted effect's share of the truth's cross-sectional variance, mean over months, and the
+    truth_corr of a factor that read that effect perfectly and nothing else."""
+    frame = components.join(truth.set_index(["month", "ts_code"])["expected_return"], how="inner")
+    frame = frame[frame.index.isin(scored)]
+    out = {}
+    for part in components.columns:
+        by_month = frame.groupby(level="month")
+        share = by_month.apply(lambda g: g[part].var() / g["expected_return"].var())
+        alone = by_month.apply(lambda g: g[part].corr(g["expected_return"]))
+        out[part] = {"variance_share": round(float(share.mean()), 3), "truth_corr_if_read_perfectly": round(float(alone.mean()), 3)}
+    return out
+
+
 def curve_rows(results: list[dict]) -> list[dict]:
     rows = []
     for r in sorted((r for r in results if r["group"] == "curve"), key=lambda r: tuple(r["curve"])):
@@ -210,6 +230,7 @@ def projection(rows: list[dict]) -> dict | None:
 
 
 def markdown(results: list[dict], groups: dict, head: dict, wall: float) -> str:
+    data = groups["ablation_data"]
     lines = [
         "# Training quality suite (issue 12)",
         "",
@@ -230,9 +251,16 @@ def markdown(results: list[dict], groups: dict, head: dict, wall: float) -> str:
         "",
         training_report.baselines(groups["ablation"]).to_markdown(index=False),
         "",
-        "What each default reads of the planted effects (mean monthly correlation with each effect's part of the truth):",
+        "The truth by planted effect (bench_training.planted_components; 'none' is what remains with every effect "
+        "off: held-back moves and the equity premium). An effect's share of the truth's cross-sectional variance "
+        "caps what a factor that reads only that effect can reach:",
         "",
-        pd.DataFrame({k: v for k, v in groups["ablation"]["first"]["reads"].items()}).T.to_markdown(),
+        pd.DataFrame(truth_shares(data.components(), data.truth, pd.MultiIndex.from_frame(data.scored[["month", "ts_code"]]))).T.to_markdown(),
+        "",
+        "What each factor reads of the planted effects (mean monthly correlation with each effect's part of the "
+        "truth; pRet is the default, its seeds averaged):",
+        "",
+        mean_reads(groups["ablation"]["options"]["default"]).round(3).to_markdown(),
         "",
         "## Markets it was not tuned on",
         "",
@@ -253,19 +281,27 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "suite"))
+    parser.add_argument("--report-only", action="store_true", help="render the report again from OUT/jobs.json")
     args = parser.parse_args()
-    started = time.time()
-    datasets, jobs = plan(args.quick)
-    with ProcessPoolExecutor(args.workers) as pool:
-        list(pool.map(build_dataset, datasets))
-        results = list(pool.map(run_job, jobs))
-    wall = time.time() - started
     out = Path(args.out)
+    datasets, jobs = plan(args.quick)
+    if args.report_only:
+        saved = json.loads((out / "jobs.json").read_text())
+        if isinstance(saved, list):  # written before the wall time was kept beside the results
+            latest = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+            saved = {"results": saved, "wall_seconds": latest["benchmarks"]["bench_training_suite"]["wall_seconds"]}
+        results, wall = saved["results"], saved["wall_seconds"]
+    else:
+        started = time.time()
+        with ProcessPoolExecutor(args.workers) as pool:
+            list(pool.map(build_dataset, datasets))
+            results = list(pool.map(run_job, jobs))
+        wall = time.time() - started
     out.mkdir(parents=True, exist_ok=True)
     ablation = _group_json(results, "ablation", "embedded")
-    groups = {"ablation": training_report.group_of(ablation)}
+    groups = {"ablation": training_report.group_of(ablation), "ablation_data": _dataset(*datasets[0])}
     (out / "ablation.json").write_text(json.dumps(ablation, indent=1))
-    (out / "jobs.json").write_text(json.dumps([{k: v for k, v in r.items()} for r in results], indent=1, default=str))
+    (out / "jobs.json").write_text(json.dumps({"wall_seconds": wall, "results": results}, indent=1, default=str))
     head = headline(ablation)
     (out / "report.md").write_text(markdown(results, groups, head, wall))
     variants = variant_rows(results)
