@@ -1,6 +1,7 @@
 """Diagnostic only: how much of the truth a linear (ridge) read of each input set reaches.
 
     PYTHONPATH=. .venv/bin/python bench/probe_inputs.py [--from 2021-12] [--to 2024-11] [--target label|truth]
+        [--neutralize industry,size,beta]
 
 Not a factor and not used by the pipeline. For each retrain month (June and December) a ridge regression
 is fitted on that training window's samples (the same dates, purge and label masking as bench_training.py)
@@ -9,7 +10,8 @@ label, as the GRU does (what is learnable from the labels); ``--target truth`` f
 window's month ends (how much of the truth the inputs hold linearly: a ceiling, never available in
 production). Input sets: "seed" (the per-window z-scored 40 x 18 windows), "steps" (the 11 non-level
 features standardised across stocks at each step, bench_training's scale_steps), "side" (the scale side
-inputs), and unions.
+inputs), and unions. ``--neutralize`` takes those exposures out of the labels first, per date, as
+``model.label_neutralize`` does.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def main() -> None:
     parser.add_argument("--to", dest="last", default="2024-11")
     parser.add_argument("--sets", default="seed,steps,side,steps+side,seed+steps")
     parser.add_argument("--lams", default="0.01,0.1,1,10")
-    parser.add_argument("--target", default="label", choices=("label", "truth", "ind_label", "beta_label", "beta_ind_label", "beta_size_label", "beta_size_ind_label"))
+    parser.add_argument("--target", default="label", choices=("label", "truth"))
+    parser.add_argument("--neutralize", default="", help="label exposures to take out per date, e.g. industry,size,beta")
     parser.add_argument("--steps", type=int, default=40, help="use only the last N steps of each window")
     parser.add_argument("--horizon", type=int, default=20, help="sessions of the training label")
     parser.add_argument("--stocks", type=int, default=0, help="market.n_stocks instead of the profile's")
@@ -95,7 +98,6 @@ def main() -> None:
     data = bt.Dataset(base.replace(model={"train_window_sessions": longest}), first_train, args.last, "embedded")
     cfg = base
     by_seq = data.samples.set_index("seq_index")
-    betas = _betas(base) if args.target.startswith("beta") else None
     truth = data.truth
     out = {}
     for name in args.sets.split(","):
@@ -114,10 +116,10 @@ def main() -> None:
                         td_rows = td_rows[np.isfinite(td_rows["y"])]
                         td_rows["y"] = td_rows.groupby("trade_date")["y"].transform(lambda v: (v - v.mean()) / v.std())
                     else:
-                        if args.target.startswith("beta"):
-                            td_rows["label"] = _residual(td_rows, betas, with_industry="ind" in args.target, with_size="size" in args.target)
-                        if args.target == "ind_label":  # the label less its industry's mean on the date
-                            td_rows["label"] = td_rows["label"] - td_rows.groupby(["trade_date", "industry"])["label"].transform("mean")
+                        exposures = tuple(e for e in args.neutralize.split(",") if e)
+                        for _, idx in td_rows.groupby("trade_date").indices.items():
+                            td_rows.loc[idx, "label"] = training.neutralize_labels(
+                                td_rows["label"].to_numpy()[idx], td_rows.iloc[idx], exposures)
                         td_rows["y"] = td_rows.groupby("trade_date")["label"].transform(
                             lambda v: training.transform_labels(v.to_numpy(), "rank"))
                     A = design(data, td_rows, name, args.steps)
@@ -137,38 +139,6 @@ def main() -> None:
                   f"- reversal {diff.mean():+.3f} +- {diff.std() / np.sqrt(len(diff)):.3f}  ({len(tc)} months)", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1))
-
-
-def _betas(cfg) -> pd.Series:
-    """Each stock's 40-session beta to the equal-weight market, as of each session (past returns only)."""
-    from factor_pipeline.market.synthetic import generate_market
-
-    daily = generate_market(cfg.market).daily
-    daily = daily[daily["volume"] > 0]
-    adj = daily.assign(adj=daily["close"] * daily["adj_factor"]).pivot(index="trade_date", columns="ts_code", values="adj")
-    r = adj.pct_change(fill_method=None)
-    m = r.mean(axis=1)
-    cov = r.rolling(40, min_periods=20).cov(m)
-    beta = cov.div(m.rolling(40, min_periods=20).var(), axis=0)
-    return beta.stack().rename("beta")
-
-
-def _residual(rows: pd.DataFrame, betas: pd.Series, with_industry: bool, with_size: bool = False) -> pd.Series:
-    """The label less its per-date least-squares fit on the stock's beta (and industry dummies)."""
-    b = betas.reindex(pd.MultiIndex.from_arrays([rows["trade_date"], rows["ts_code"]])).to_numpy()
-    out = rows["label"].to_numpy(dtype=np.float64).copy()
-    for _, idx in rows.groupby("trade_date").indices.items():
-        bb = np.nan_to_num(b[idx], nan=np.nanmean(b[idx]) if np.isfinite(b[idx]).any() else 1.0)
-        cols = [np.ones(len(idx)), bb]
-        if with_size:
-            size = rows["log_float_mcap"].to_numpy(dtype=np.float64)[idx]
-            cols.append(np.nan_to_num(size, nan=np.nanmean(size)))
-        if with_industry:
-            cols += [(rows["industry"].to_numpy()[idx] == k).astype(float) for k in np.unique(rows["industry"].to_numpy()[idx])]
-        A = np.column_stack(cols)
-        coef, *_ = np.linalg.lstsq(A, out[idx], rcond=None)
-        out[idx] = out[idx] - A @ coef
-    return pd.Series(out, index=rows.index)
 
 
 def _training_rows(data: bt.Dataset, train_month: str, cfg, horizon: int) -> pd.DataFrame:
