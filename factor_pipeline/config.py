@@ -246,6 +246,27 @@ def seed_training(cfg: Config) -> Config:
     return cfg.replace(model=SEED_TRAINING)
 
 
+# The model and training fields a run may set apart from the seed's (the full profile's sizes, SEED_TRAINING).
+SEED_MODEL_FIELDS = ("gru_hidden", "mlp_hidden", "lr", "max_epochs", "patience", "train_window_sessions", "val_fraction")
+
+
+def departures_from_seed(cfg: Config) -> list[str]:
+    """Every way ``cfg``'s model and training depart from the seed's, one line each ("field: ours (seed: theirs)").
+
+    The seed's values are SEED_TRAINING and the full profile's model sizes; a GAN stage switched off is a
+    departure too, since the seed's factor is built on one (in a mode it does not publish).
+    """
+    seed = seed_training(_full()).model
+    lines = [
+        f"model.{name}: {getattr(cfg.model, name)!r} (seed: {getattr(seed, name)!r})"
+        for name in (*SEED_MODEL_FIELDS, *SEED_TRAINING)
+        if getattr(cfg.model, name) != getattr(seed, name)
+    ]
+    if cfg.gan.mode == "off":
+        lines.append("gan.mode: 'off' (seed: a GAN, mode not published)")
+    return lines
+
+
 def profile_config(profile: str) -> Config:
     if profile not in _PROFILE_BUILDERS:
         raise ConfigError(f"FACTOR_PIPELINE_PROFILE={profile!r} is not one of {', '.join(PROFILES)}")

@@ -40,3 +40,21 @@ def test_fingerprint_changes_with_the_section_it_covers():
     other = cfg.replace(model={"seed": 8})
     assert cfg.fingerprint("model") != other.fingerprint("model")
     assert cfg.fingerprint("market") == other.fingerprint("market")
+
+
+def test_departures_from_seed_name_each_measured_departure_and_none_for_the_seed_preset():
+    from factor_pipeline.config import SEED_TRAINING, departures_from_seed, seed_training
+
+    demo = departures_from_seed(profile_config("demo"))
+    for expected in ("model.label_transform: 'rank' (seed: 'zscore')", "model.purge: True (seed: False)",
+                     "model.ensemble: 3 (seed: 1)", "model.gru_hidden: (64, 64) (seed: (128, 128))"):
+        assert expected in demo
+    assert any(line.startswith("model.step_channels:") for line in demo)
+    # The seed preset of the full profile departs only by having no GAN; a GAN mode removes that line.
+    seed = seed_training(profile_config("full"))
+    assert departures_from_seed(seed) == ["gan.mode: 'off' (seed: a GAN, mode not published)"]
+    assert departures_from_seed(seed.replace(gan={"mode": "transform"})) == []
+    # Every switch of the seed preset is covered: changing any one of them is reported.
+    changed = seed.replace(model={"label_neutralize": ("industry",)}, gan={"mode": "augment"})
+    assert departures_from_seed(changed) == ["model.label_neutralize: ('industry',) (seed: ())"]
+    assert set(SEED_TRAINING) <= set(seed.model.__dataclass_fields__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from factor_pipeline.config import Config
+from factor_pipeline.config import Config, departures_from_seed
 from factor_pipeline.evaluation import factor_table, metrics
 from factor_pipeline.evaluation.report.plots import plot_ic, plot_industry_ic, plot_nav
 from factor_pipeline.evaluation.report.render import render_html, render_markdown
@@ -196,6 +196,7 @@ def summaries(tables: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, dict[
 def write_report(layout: Layout, month: str, cfg: Config) -> dict:
     tables = read_evaluations(layout, month)
     summary, baselines = summaries(tables, cfg)
+    summary["departures_from_seed"] = departures_from_seed(cfg)
     images = {
         "ic": plot_ic(tables["ic"]),
         "nav": plot_nav(tables["portfolio"]),

@@ -5,7 +5,15 @@ from __future__ import annotations
 import base64
 import html
 
-from factor_pipeline.evaluation.report.tables import FACTOR_NAME, industry_sections, metric_table, partial_note, period
+from factor_pipeline.evaluation.report.tables import (
+    DEPARTURES_TITLE,
+    FACTOR_NAME,
+    departures,
+    industry_sections,
+    metric_table,
+    partial_note,
+    period,
+)
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -34,6 +42,8 @@ def render_markdown(
             lines += _md_table(["Industry", "Value"], [list(r) for r in rows])
         else:
             lines.append("(no industry with enough stocks)")
+    if departures(summary):
+        lines += ["", f"## {DEPARTURES_TITLE}", ""] + [f"- `{line}`" for line in departures(summary)]
     if images:
         lines += ["", "## Figures"]
         for name, path in images.items():
@@ -77,6 +87,9 @@ def render_html(
             parts.append(_html_table(["Industry", "Value"], [list(r) for r in rows]))
         else:
             parts.append("<p>(no industry with enough stocks)</p>")
+    if departures(summary):
+        parts.append(f"<h2>{html.escape(DEPARTURES_TITLE)}</h2>")
+        parts.append("<ul>" + "".join(f"<li><code>{html.escape(line)}</code></li>" for line in departures(summary)) + "</ul>")
     if images:
         parts.append("<h2>Figures</h2>")
         for name, data in images.items():

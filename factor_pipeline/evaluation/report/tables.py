@@ -121,6 +121,14 @@ def industry_sections(summary: dict) -> list[tuple[str, list[tuple[str, str]]]]:
     return sections
 
 
+DEPARTURES_TITLE = "How this run's model and training depart from the seed's"
+
+
+def departures(summary: dict) -> list[str]:
+    """config.departures_from_seed of the run, as write_report stored it (none in an older summary)."""
+    return list(summary.get("departures_from_seed") or [])
+
+
 def format_table(summary: dict, baselines: dict[str, dict] | None = None, *, factor_name: str = FACTOR_NAME) -> str:
     """The seed's table for a terminal: one column for the factor and one per baseline."""
     header, body = metric_table(summary, baselines, factor_name)
@@ -138,4 +146,6 @@ def format_table(summary: dict, baselines: dict[str, dict] | None = None, *, fac
         entries = summary.get(key) or []
         out += ["", title.format(latest=summary.get("latest_month"))]
         out += [f"  {i}. {name}  {format_value(v, kind)}" for i, (name, v) in enumerate(entries, 1)] or ["  (none)"]
+    if departures(summary):
+        out += ["", DEPARTURES_TITLE] + [f"  - {line}" for line in departures(summary)]
     return "\n".join(out) + "\n"

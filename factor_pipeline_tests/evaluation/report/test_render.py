@@ -1,6 +1,7 @@
 """report/render.py: the Markdown and self-contained HTML documents."""
 
 import base64
+import html
 import re
 
 from factor_pipeline.evaluation.report.plots import PNG_MAGIC, plot_ic, plot_industry_ic, plot_nav
@@ -29,3 +30,18 @@ def test_html_is_self_contained_with_embedded_pngs():
     assert base64.b64decode(uris[0]) == images["ic"]
     assert "Food &amp; Beverage" in page and "Food & Beverage" not in page  # escaped
     assert "38.13%" in page and "src=\"http" not in page
+
+
+def test_every_document_lists_how_the_run_departs_from_the_seed():
+    from factor_pipeline.config import departures_from_seed, profile_config
+    from factor_pipeline.evaluation.report.tables import DEPARTURES_TITLE, format_table
+
+    lines = departures_from_seed(profile_config("demo"))
+    summary = {**SEED, "departures_from_seed": lines}
+    markdown, page, table = render_markdown(summary, None, {}), render_html(summary, None, {}), format_table(summary)
+    for line in lines:
+        assert f"- `{line}`" in markdown and f"  - {line}" in table
+        assert html.escape(line) in page
+    assert all(DEPARTURES_TITLE in doc for doc in (markdown, table)) and html.escape(DEPARTURES_TITLE) in page
+    # A summary written before the list existed renders without the section.
+    assert DEPARTURES_TITLE not in render_markdown(SEED, None, {}) and DEPARTURES_TITLE not in format_table(SEED)
