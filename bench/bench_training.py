@@ -281,13 +281,15 @@ def planted_components(market_cfg) -> pd.DataFrame:
     # part is taken alone.
     on = {name: getattr(market_cfg, name) for name in EFFECTS if getattr(market_cfg, name)}
     off = dataclasses.replace(market_cfg, **{name: 0.0 for name in EFFECTS})
-    def truth_of(cfg):
-        return generate_market(cfg).truth.set_index(["month", "ts_code"])["expected_return"]
-    base = truth_of(off)
+    base = _truth_of(off)
     parts = {"none": base}
     for name, strength in on.items():
-        parts[name] = truth_of(dataclasses.replace(off, **{name: strength})) - base
+        parts[name] = _truth_of(dataclasses.replace(off, **{name: strength})) - base
     return pd.DataFrame(parts)
+
+
+def _truth_of(market_cfg) -> pd.Series:
+    return generate_market(market_cfg).truth.set_index(["month", "ts_code"])["expected_return"]
 
 
 def component_reads(scores: pd.DataFrame, components: pd.DataFrame) -> dict:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_training as bt  # noqa: E402
 import training_report  # noqa: E402
 from factor_pipeline.config import profile_config  # noqa: E402
+from factor_pipeline.evaluation import metrics  # noqa: E402
 from factor_pipeline.model import training  # noqa: E402
 
 MONTHS = ("2021-12", "2024-11")  # 36 evaluated months, six June/December retrains
@@ -142,11 +143,6 @@ def mean_reads(runs: list[dict]) -> pd.DataFrame:
     return sum(pd.DataFrame(r["reads"]).T for r in runs) / len(runs)
 
 
-def _paired(a: pd.Series, b: pd.Series) -> tuple[float, float]:
-    d = (a - b).dropna()
-    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
-
-
 def headline(ablation: dict) -> dict:
     """The Done-when figures of the embedded market: the default's truth_corr, its IC against the reversal."""
     runs = ablation["options"]["default"]
@@ -156,12 +152,12 @@ def headline(ablation: dict) -> dict:
     return {
         "months": int(truth.notna().sum()),
         "seeds": len(runs),
-        "truth_corr": [truth.mean(), training_report._se(truth)],
-        "reversal_truth_corr": [reversal.mean(), training_report._se(reversal)],
-        "truth_corr_minus_reversal": _paired(truth, reversal),
-        "ic": [ic.mean(), training_report._se(ic)],
-        "reversal_ic": [reversal_ic.mean(), training_report._se(reversal_ic)],
-        "ic_minus_reversal": _paired(ic, reversal_ic),
+        "truth_corr": metrics.mean_and_se(truth),
+        "reversal_truth_corr": metrics.mean_and_se(reversal),
+        "truth_corr_minus_reversal": metrics.paired_difference(truth, reversal),
+        "ic": metrics.mean_and_se(ic),
+        "reversal_ic": metrics.mean_and_se(reversal_ic),
+        "ic_minus_reversal": metrics.paired_difference(ic, reversal_ic),
     }
 
 
@@ -239,11 +235,11 @@ def markdown(results: list[dict], groups: dict, head: dict, wall: float) -> str:
         "",
         "## Embedded market, demo profile: the default",
         "",
-        f"- truth_corr {head['truth_corr'][0]:.3f} ± {head['truth_corr'][1]:.3f} ({head['seeds']} seeds averaged, "
-        f"{head['months']} months); 20-day reversal {head['reversal_truth_corr'][0]:.3f} ± {head['reversal_truth_corr'][1]:.3f}; "
-        f"paired difference {head['truth_corr_minus_reversal'][0]:+.3f} ± {head['truth_corr_minus_reversal'][1]:.3f}",
-        f"- IC {head['ic'][0]:.4f} ± {head['ic'][1]:.4f}; reversal {head['reversal_ic'][0]:.4f} ± {head['reversal_ic'][1]:.4f}; "
-        f"paired difference {head['ic_minus_reversal'][0]:+.4f} ± {head['ic_minus_reversal'][1]:.4f}",
+        f"- truth_corr {head['truth_corr']['mean']:.3f} ± {head['truth_corr']['se']:.3f} ({head['seeds']} seeds averaged, "
+        f"{head['months']} months); 20-day reversal {head['reversal_truth_corr']['mean']:.3f} ± {head['reversal_truth_corr']['se']:.3f}; "
+        f"paired difference {head['truth_corr_minus_reversal']['mean']:+.3f} ± {head['truth_corr_minus_reversal']['se']:.3f}",
+        f"- IC {head['ic']['mean']:.4f} ± {head['ic']['se']:.4f}; reversal {head['reversal_ic']['mean']:.4f} ± {head['reversal_ic']['se']:.4f}; "
+        f"paired difference {head['ic_minus_reversal']['mean']:+.4f} ± {head['ic_minus_reversal']['se']:.4f}",
         "",
         "## Ablation (embedded market)",
         "",
