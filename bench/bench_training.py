@@ -85,6 +85,9 @@ OPTIONS: dict[str, dict] = {
     "step_all": {**SEED_TRAINING, "step_channels": STEP_CHANNELS},
     "resid": {**SEED_TRAINING, "label_neutralize": ("industry", "size", "beta")},
     "resid_ind": {**SEED_TRAINING, "label_neutralize": ("industry",)},
+    # Step channels neutral to industry (and to size and beta), per date and step (ModelConfig.step_neutralize)
+    "step_ind": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret"), "step_neutralize": ("industry",)},
+    "step_neutral": {**SEED_TRAINING, "step_channels": ("ret", "intraday_ret", "overnight_ret"), "step_neutralize": ("industry", "size", "beta")},
     "default": {},  # whatever ModelConfig's defaults are in the profile
 }
 # Options that change the GAN stage rather than the GRU's training (GanConfig changes).
@@ -228,7 +231,7 @@ class Dataset:
         if cfg.model.inputs == "scale_steps":
             return np.concatenate([X, np.asarray(self.S[index])], axis=2)
         steps = np.asarray(self.S[index]) if cfg.model.step_channels else None
-        return training.model_inputs(training.with_step_channels(X, steps, cfg), rows, cfg)
+        return training.model_inputs(training.with_step_channels(X, steps, cfg, rows), rows, cfg)
 
     def labels(self, horizon: int) -> tuple[pd.Series, pd.Series]:
         """(label, label_end) of every sample for a training label of ``horizon`` sessions (cached)."""
@@ -434,6 +437,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="index of the first seed (seed + 100 x index)")
     parser.add_argument("--variant", default="embedded", choices=sorted(VARIANTS))
     parser.add_argument("--stocks", type=int, default=0, help="market.n_stocks instead of the profile's (a learning curve)")
+    parser.add_argument("--sample-every", type=int, default=0, help="samples.sample_every instead of the profile's (a denser training grid)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--truth-target", action="store_true", help="diagnostic: train on the truth (month ends only)")
     args = parser.parse_args()
@@ -442,6 +446,8 @@ def main() -> None:
 
     base = profile_config(args.profile)
     base = base.replace(market={**VARIANTS[args.variant], **({"n_stocks": args.stocks} if args.stocks else {})})
+    if args.sample_every:
+        base = base.replace(samples={"sample_every": args.sample_every})
     months = month_range(args.score_from or args.first, args.last)
     first_train = training.training_month(args.first, base.model.retrain_months)
     started = time.time()
@@ -450,7 +456,8 @@ def main() -> None:
     data = Dataset(base.replace(model={"train_window_sessions": longest}), first_train, args.last, args.variant)
     result = {
         "profile": args.profile,
-        "variant": args.variant + (f", {args.stocks} stocks" if args.stocks else "") + (", truth target" if args.truth_target else ""),
+        "variant": args.variant + (f", {args.stocks} stocks" if args.stocks else "")
+        + (f", a sample every {args.sample_every} sessions" if args.sample_every else "") + (", truth target" if args.truth_target else ""),
         "market": base.to_dict()["market"],
         "months": f"{months[0]}..{months[-1]}",
         "dataset_seconds": round(time.time() - started, 1),

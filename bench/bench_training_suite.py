@@ -50,7 +50,7 @@ SEEDS = 3  # for the seed preset and the default
 # One row per departure from the seed (each alone on top of the seed's training), the three GAN modes
 # (off is "seed"), and the default, which combines the departures that measured best.
 ABLATION = (
-    "seed", "purge", "rank", "winsor", "wd", "dropout", "ens3", "step_rets", "resid", "scale", "scale_vol",
+    "seed", "purge", "rank", "winsor", "wd", "dropout", "ens3", "step_rets", "step_neutral", "resid", "scale", "scale_vol",
     "window400", "gan_augment", "gan_transform", "default",
 )
 # The default, and the default with the log-volatility side inputs, which a level effect needs.

@@ -118,7 +118,7 @@ def main() -> None:
                     else:
                         exposures = tuple(e for e in args.neutralize.split(",") if e)
                         for _, idx in td_rows.groupby("trade_date").indices.items():
-                            td_rows.loc[idx, "label"] = training.neutralize_labels(
+                            td_rows.loc[idx, "label"] = training.neutralize(
                                 td_rows["label"].to_numpy()[idx], td_rows.iloc[idx], exposures)
                         td_rows["y"] = td_rows.groupby("trade_date")["label"].transform(
                             lambda v: training.transform_labels(v.to_numpy(), "rank"))

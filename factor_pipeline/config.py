@@ -113,6 +113,11 @@ class ModelConfig:
     # z-score. () is the seed's window only; inputs="scale_steps" is all 11. The three daily returns by
     # measurement (bench/results/training-2026-11-30.md).
     step_channels: tuple[str, ...] = ("ret", "intraday_ret", "overnight_ret")
+    # Exposures ("industry", "size", "beta", as label_neutralize) the step channels are made neutral to, per
+    # date, step and channel (OLS residual across the date's stocks), so that a move the stock shares with its
+    # industry, size or the market is not read as its own; nothing to act on without step channels. () keeps
+    # them as scale_steps writes them. All three by measurement (README, "Factor quality").
+    step_neutralize: tuple[str, ...] = ("industry", "size", "beta")
     label_horizon: int = 0  # sessions of the training label; 0: samples.label_horizon (the seed's 20)
     window_steps: int = 0  # the model reads only the last this many steps of each window; 0: all (the seed)
     linear_skip: bool = False  # also a linear read of the step channels over the whole window, added to pRet
@@ -131,6 +136,7 @@ SEED_TRAINING = {
     "purge": False,
     "label_transform": "zscore",
     "label_neutralize": (),
+    "step_neutralize": (),
     "weight_decay": 0.0,
     "dropout": 0.0,
     "ensemble": 1,
@@ -313,6 +319,9 @@ def validate(cfg: Config) -> None:
     )
     unknown = [e for e in cfg.model.label_neutralize if e not in LABEL_EXPOSURES]
     _require(not unknown, f"model.label_neutralize: {unknown} are not among {LABEL_EXPOSURES}")
+    unknown = [e for e in cfg.model.step_neutralize if e not in LABEL_EXPOSURES]
+    _require(not unknown, f"model.step_neutralize: {unknown} are not among {LABEL_EXPOSURES}")
+
     _require(cfg.model.inputs in MODEL_INPUTS, f"model.inputs={cfg.model.inputs!r} is not one of {MODEL_INPUTS}")
     unknown = [c for c in cfg.model.step_channels if c not in STEP_CHANNELS]
     _require(not unknown, f"model.step_channels: {unknown} are not among {STEP_CHANNELS}")

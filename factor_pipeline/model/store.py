@@ -62,7 +62,7 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     keep = samples["trade_date"].isin(dates).to_numpy()
     samples = samples.loc[keep].reset_index(drop=True)
     steps = load_steps(layout.dataset("samples"), months)[keep] if cfg.model.step_channels else None
-    X_all = model_inputs(with_step_channels(X_all[keep], steps, cfg), samples, cfg)
+    X_all = model_inputs(with_step_channels(X_all[keep], steps, cfg, samples), samples, cfg)
     as_of = session_calendar.rebalance_date(train_month)
     bars = read_months(layout, "raw_bars/daily", months)
     labels = compute_labels(bars, samples, training_label_horizon(cfg), as_of).to_numpy(dtype=np.float64)

@@ -152,10 +152,11 @@ def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
 EXPOSURE_COLUMNS = {"size": "log_float_mcap", "beta": "market_beta"}
 
 
-def neutralize_labels(values: np.ndarray, rows: pd.DataFrame, exposures: tuple[str, ...]) -> np.ndarray:
-    """One date's raw labels less their OLS fit on the named exposures of ``rows`` (the same samples).
+def neutralize(values: np.ndarray, rows: pd.DataFrame, exposures: tuple[str, ...], setting: str = "model.label_neutralize") -> np.ndarray:
+    """One date's values (labels [n], or step channels [n, k]) less their OLS fit on the named exposures of
+    ``rows`` (the same samples); ``setting`` names the option in errors.
 
-    A missing exposure value is set to the date's median, so that no labelled sample is dropped.
+    A missing exposure value is set to the date's median, so that no sample is dropped.
     """
     if not exposures:
         return values
@@ -165,7 +166,7 @@ def neutralize_labels(values: np.ndarray, rows: pd.DataFrame, exposures: tuple[s
         if name in EXPOSURE_COLUMNS:
             if EXPOSURE_COLUMNS[name] not in rows.columns:
                 raise StorageError(
-                    f"model.label_neutralize={exposures} needs the samples' {EXPOSURE_COLUMNS[name]} column: "
+                    f"{setting}={exposures} needs the samples' {EXPOSURE_COLUMNS[name]} column: "
                     "re-materialise the samples"
                 )
             x = rows[EXPOSURE_COLUMNS[name]].to_numpy(dtype=np.float64)
@@ -206,20 +207,36 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
     return np.concatenate([X, side], axis=2)
 
 
-def with_step_channels(X: np.ndarray, steps: np.ndarray | None, cfg: Config) -> np.ndarray:
+def with_step_channels(X: np.ndarray, steps: np.ndarray | None, cfg: Config, samples: pd.DataFrame | None = None) -> np.ndarray:
     """The window as the model reads it: X with the configured step channels (ModelConfig.step_channels) of
-    ``steps`` (features.samples.scale_steps, the same rows) appended along the last axis, cut to the last
-    ``model.window_steps`` steps when that is set; X itself when neither is configured."""
+    ``steps`` (features.samples.scale_steps, the same rows) appended along the last axis, made neutral to
+    ``model.step_neutralize`` within each date of ``samples`` (the rows of X, needed only then), and cut to the
+    last ``model.window_steps`` steps when that is set; X itself when none is configured."""
     if cfg.model.step_channels:
         from factor_pipeline.features.samples import STATE_FEATURES
 
         if steps is None:
             raise ValueError("model.step_channels needs the samples' step channels (features.store.load_steps)")
         keep = [STATE_FEATURES.index(c) for c in cfg.model.step_channels]
-        X = np.concatenate([X, np.asarray(steps[..., keep], dtype=np.float32)], axis=2)
+        channels = np.asarray(steps[..., keep], dtype=np.float32)
+        if cfg.model.step_neutralize:
+            channels = _neutral_steps(channels, samples, cfg.model.step_neutralize)
+        X = np.concatenate([X, channels], axis=2)
     if cfg.model.window_steps:
         X = X[:, -cfg.model.window_steps :]
     return X
+
+
+def _neutral_steps(channels: np.ndarray, samples: pd.DataFrame | None, exposures: tuple[str, ...]) -> np.ndarray:
+    """Step channels [n, steps, k] less their fit on ``exposures`` across each date's stocks, step by step."""
+    if samples is None or len(samples) != len(channels):
+        raise ValueError("model.step_neutralize needs the samples' rows beside their step channels")
+    out = np.empty_like(channels)
+    n, steps, k = channels.shape
+    for rows in samples.groupby("trade_date", sort=False).indices.values():
+        flat = channels[rows].reshape(len(rows), steps * k)
+        out[rows] = neutralize(flat, samples.iloc[rows], exposures, "model.step_neutralize").reshape(len(rows), steps, k)
+    return out
 
 
 def group_training_data(
@@ -234,7 +251,7 @@ def group_training_data(
         X_d, y_d = np.ascontiguousarray(X_all[rows], dtype=np.float32), labels[rows]
         codes = samples["ts_code"].to_numpy()[rows]
         grouped_X.append(X_d)
-        y_neutral = neutralize_labels(y_d, samples.iloc[rows], cfg.model.label_neutralize)
+        y_neutral = neutralize(y_d, samples.iloc[rows], cfg.model.label_neutralize)
         grouped_y.append(transform_labels(y_neutral, cfg.model.label_transform))
         used_dates.append(pd.Timestamp(date))
         digest.update(str(date).encode())

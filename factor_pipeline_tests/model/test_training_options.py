@@ -285,7 +285,7 @@ def test_refit_trains_each_member_again_on_every_date_for_the_chosen_epochs(torc
 def test_window_steps_keeps_the_last_steps_of_the_window_and_its_step_channels():
     X = np.arange(2 * 40 * 18, dtype=np.float32).reshape(2, 40, 18)
     steps = -np.arange(2 * 40 * 11, dtype=np.float32).reshape(2, 40, 11)
-    cfg = profile_config("smoke").replace(model={"window_steps": 20, "step_channels": ("ret",)})
+    cfg = profile_config("smoke").replace(model={"window_steps": 20, "step_channels": ("ret",), "step_neutralize": ()})
     out = training.with_step_channels(X, steps, cfg)
     assert out.shape == (2, 20, 19)
     assert np.array_equal(out[:, :, :18], X[:, 20:]) and np.array_equal(out[:, -1, 18], steps[:, -1, 1])
@@ -337,18 +337,49 @@ def test_neutralized_labels_are_orthogonal_to_the_exposures_and_off_by_default()
     )
     rows.loc[4, "market_beta"] = np.nan  # a missing exposure takes the date's median: no sample is dropped
     y = rng.normal(size=30) + 0.5 * rows["log_float_mcap"].to_numpy()
-    assert training.neutralize_labels(y, rows, ()) is y
-    out = training.neutralize_labels(y, rows, ("industry", "size", "beta"))
+    assert training.neutralize(y, rows, ()) is y
+    out = training.neutralize(y, rows, ("industry", "size", "beta"))
     beta = rows["market_beta"].fillna(rows["market_beta"].median()).to_numpy()
     for industry in ("801010", "801080"):
         assert abs(out[rows["industry"].to_numpy() == industry].mean()) < 1e-10
     assert abs(out @ rows["log_float_mcap"].to_numpy()) < 1e-8 and abs(out @ beta) < 1e-8
     # Size only: an intercept and the slope on size, nothing else.
     slope, intercept = np.polyfit(rows["log_float_mcap"], y, 1)
-    np.testing.assert_allclose(training.neutralize_labels(y, rows, ("size",)),
+    np.testing.assert_allclose(training.neutralize(y, rows, ("size",)),
                                y - intercept - slope * rows["log_float_mcap"].to_numpy(), atol=1e-10)
     with pytest.raises(Exception, match="re-materialise the samples"):
-        training.neutralize_labels(y, rows.drop(columns="market_beta"), ("beta",))
+        training.neutralize(y, rows.drop(columns="market_beta"), ("beta",))
+
+
+def test_step_neutralize_takes_each_dates_industry_mean_out_of_every_step_channel_and_step():
+    from factor_pipeline.features.samples import STATE_FEATURES
+
+    rng = np.random.default_rng(5)
+    dates = pd.to_datetime(["2024-05-06", "2024-05-13"])
+    samples = pd.DataFrame(
+        {
+            "trade_date": np.repeat(dates, 10),
+            "industry": np.tile(["801010"] * 4 + ["801080"] * 6, 2),
+        }
+    ).sample(frac=1.0, random_state=1).reset_index(drop=True)  # the rows of a date need not be adjacent
+    X = rng.normal(size=(20, 40, 18)).astype(np.float32)
+    steps = rng.normal(size=(20, 40, len(STATE_FEATURES))).astype(np.float32)
+    cfg = profile_config("smoke").replace(model={"step_channels": ("ret", "overnight_ret"), "step_neutralize": ()})
+    plain = training.with_step_channels(X, steps, cfg)
+    neutral = training.with_step_channels(X, steps, cfg.replace(model={"step_neutralize": ("industry",)}), samples)
+    assert np.array_equal(neutral[..., :18], X)
+    for j, name in enumerate(("ret", "overnight_ret")):
+        frame = pd.DataFrame(steps[..., STATE_FEATURES.index(name)])  # [row, step]
+        keys = [samples["trade_date"], samples["industry"]]
+        expected = (frame - frame.groupby(keys).transform("mean")).to_numpy()
+        np.testing.assert_allclose(neutral[..., 18 + j], expected, atol=1e-5)
+        assert not np.allclose(plain[..., 18 + j], neutral[..., 18 + j])
+    with pytest.raises(ValueError, match="rows"):
+        training.with_step_channels(X, steps, cfg.replace(model={"step_neutralize": ("industry",)}))
+    with pytest.raises(ConfigError, match="step_neutralize"):
+        cfg.replace(model={"step_neutralize": ("momentum",)})
+    window_only = seed_training(cfg).replace(model={"step_neutralize": ("industry",)})  # nothing to act on
+    assert training.with_step_channels(X, steps, window_only) is X
 
 
 def test_label_neutralize_changes_the_training_labels_only_when_asked():
@@ -371,6 +402,6 @@ def test_label_neutralize_changes_the_training_labels_only_when_asked():
                for i, a in enumerate(plain.y))
     neutral = training.group_training_data("2024-06", samples, X, labels, cfg.replace(model={"label_neutralize": ("industry",)}))
     industry = samples["industry"].to_numpy()[:n_stocks]
-    first = training.neutralize_labels(labels[:n_stocks], samples.iloc[:n_stocks], ("industry",))
+    first = training.neutralize(labels[:n_stocks], samples.iloc[:n_stocks], ("industry",))
     np.testing.assert_allclose(neutral.y[0], training.transform_labels(first, cfg.model.label_transform))
     assert not np.array_equal(neutral.y[0], plain.y[0]) and len(set(industry)) == 2
