@@ -293,7 +293,8 @@ def summarize(
     """The seed report's figures from the eval tables.
 
     ``ic``: month, ic, rank_ic, n_stocks, as_of[, complete]; ``portfolio``: month, long_return,
-    benchmark_return, excess_return, turnover[, complete]; ``industry_ic``: month, industry, ic;
+    benchmark_return, excess_return, turnover[, complete] (``ic`` may add truth_corr, the synthetic market's
+    truth correlation, summarised as its mean and standard error); ``industry_ic``: month, industry, ic;
     ``industry_excess``: month, industry, excess_return; ``oracle``: month, oracle_ic. ``complete``
     is False for a month whose R stops before d(m+1) (the as-of month); without the column every
     month counts as complete.
@@ -383,6 +384,13 @@ def summarize(
             "industry_excess_latest": ex_latest,
             "industry_excess_1y": ex_year,
         }
+    )
+
+    # The synthetic market's truth: judged first (METRICS.md); None with input files, which have no truth.
+    has_truth = "truth_corr" in ic_used.columns and ic_used["truth_corr"].notna().any()
+    summary["truth_corr"] = mean_and_se(ic_used["truth_corr"]) if has_truth else None
+    summary["truth_corr_by_month"] = (
+        ic_used.set_index("month")["truth_corr"].astype("float64").dropna().to_dict() if has_truth else None
     )
 
     summary["oracle_ic_mean"] = None

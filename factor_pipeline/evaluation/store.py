@@ -183,13 +183,18 @@ def summaries(tables: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, dict[
             if rows.empty:
                 continue
             baselines[label] = metrics.summarize(
-                rows[["month", "ic", "rank_ic", "n_stocks", "as_of", "complete"]],
+                rows[["month", "ic", "rank_ic", "n_stocks", "as_of", "complete", "truth_corr"]],
                 rows[["month", "long_return", "benchmark_return", "excess_return", "turnover", "complete"]],
                 pd.DataFrame(columns=["month", "industry", "ic", "n_stocks"]),
                 pd.DataFrame(columns=["month", "industry", "excess_return", "n_long"]),
                 oracle,
                 cfg.factor.cost_per_turnover,
             )
+            if summary["truth_corr"] and baselines[label]["truth_corr"]:
+                # How METRICS.md compares two factors: the paired monthly difference, pRet minus this one.
+                baselines[label]["truth_corr_gap"] = metrics.paired_difference(
+                    summary["truth_corr_by_month"], baselines[label]["truth_corr_by_month"]
+                )
     return summary, baselines
 
 

@@ -86,3 +86,38 @@ def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
         assert baselines.loc[column, "truth_corr"] == pytest.approx(independent(column), abs=1e-12)
         assert ic[f"truth_corr_{column}"].iloc[0] == pytest.approx(independent(column), abs=1e-12)
     assert baselines.loc["pret_gan_off", "truth_corr"] < -0.5
+
+
+def test_the_report_summary_compares_truth_corr_with_each_baseline_on_paired_months():
+    import numpy as np
+
+    from factor_pipeline.config import profile_config
+    from factor_pipeline.evaluation.store import summaries
+
+    rng = np.random.default_rng(8)
+    months = [str(p) for p in pd.period_range("2024-01", periods=10, freq="M")]
+    mine, theirs = rng.normal(0.5, 0.05, 10), rng.normal(0.45, 0.05, 10)
+    theirs[2] = np.nan  # a month without the baseline's value drops out of the pair
+    ic = pd.DataFrame({"month": months, "ic": rng.normal(0.08, 0.1, 10), "rank_ic": 0.1, "n_stocks": 300,
+                       "as_of": pd.Timestamp("2025-01-31"), "complete": True, "oracle_ic": 0.15, "truth_corr": mine})
+    portfolio = pd.DataFrame({"month": months, "long_return": 0.01, "benchmark_return": 0.0, "excess_return": 0.01,
+                              "turnover": 0.8, "complete": True})
+    baselines = portfolio.merge(ic[["month", "ic", "rank_ic", "n_stocks", "as_of"]], on="month").assign(
+        factor="reversal_20d", truth_corr=theirs)
+    tables = {"ic": ic, "portfolio": portfolio, "baselines": baselines,
+              "industry_ic": pd.DataFrame(columns=["month", "industry", "ic", "n_stocks"]),
+              "industry_long_excess": pd.DataFrame(columns=["month", "industry", "excess_return", "n_long"])}
+    summary, by_baseline = summaries(tables, profile_config("smoke"))
+    assert summary["truth_corr"]["mean"] == pytest.approx(mine.mean())
+    assert summary["truth_corr"]["se"] == pytest.approx(mine.std(ddof=1) / np.sqrt(10))
+    gap = (mine - theirs)[~np.isnan(theirs)]
+    reversal = by_baseline["20-day reversal"]
+    assert reversal["truth_corr"]["mean"] == pytest.approx(np.nanmean(theirs))
+    assert reversal["truth_corr_gap"]["months"] == 9
+    assert reversal["truth_corr_gap"]["mean"] == pytest.approx(gap.mean())
+    assert reversal["truth_corr_gap"]["se"] == pytest.approx(gap.std(ddof=1) / 3.0)
+    # Input files have no truth: no truth figures, and no gap.
+    tables["ic"] = ic.assign(truth_corr=np.nan)
+    tables["baselines"] = baselines.assign(truth_corr=np.nan)
+    summary, by_baseline = summaries(tables, profile_config("smoke"))
+    assert summary["truth_corr"] is None and "truth_corr_gap" not in by_baseline["20-day reversal"]

@@ -12,7 +12,11 @@ FACTOR_NAME = "GAN_GRU"
 
 # (label, summary key, format). Formats follow the seed: IC with 4 decimals, ratios with 2,
 # percentages with 2, turnover as "0.82X".
+# The truth rows come first, as METRICS.md judges (synthetic market only): a mean ± its standard error, and
+# in each baseline's column the paired monthly difference of the factor minus that baseline.
 TABLE_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("Truth correlation mean", "truth_corr", "mean_se"),
+    ("Truth correlation, {factor} minus this (paired)", "truth_corr_gap", "gap"),
     ("IC mean", "ic_mean", "ic"),
     ("Rank IC mean", "rank_ic_mean", "ic"),
     ("ICIR (not annualised)", "icir", "ratio"),
@@ -54,6 +58,11 @@ def format_value(value, kind: str, summary: dict | None = None) -> str:
         summary = summary or {}
         n_ic, n_ret = summary.get("n_months"), summary.get("n_return_months")
         return f"{'-' if _missing(n_ic) else int(n_ic)} / {'-' if _missing(n_ret) else int(n_ret)}"
+    if kind in ("mean_se", "gap"):  # a {mean, se} dict; a gap carries its sign
+        if not value or _missing(value.get("mean")):
+            return "-"
+        se = "-" if _missing(value.get("se")) else f"{value['se']:.3f}"
+        return f"{value['mean']:{'+' if kind == 'gap' else ''}.3f} ± {se}"
     if _missing(value):
         return "-"
     value = float(value)
@@ -86,9 +95,9 @@ def metric_table(
     body = []
     for label, key, kind in TABLE_ROWS:
         cells = [format_value(s.get(key), kind, s) for _, s in columns]
-        if key in ("oracle_ic_mean", "efficiency") and all(c == "-" for c in cells):
-            continue  # no oracle (input files rather than the synthetic market): leave the rows out
-        body.append([_row_label(label, key, summary)] + cells)
+        if key in ("oracle_ic_mean", "efficiency", "truth_corr", "truth_corr_gap") and all(c == "-" for c in cells):
+            continue  # no truth (input files rather than the synthetic market): leave the rows out
+        body.append([_row_label(label.format(factor=factor_name), key, summary)] + cells)
     return header, body
 
 

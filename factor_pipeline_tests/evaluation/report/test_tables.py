@@ -44,7 +44,7 @@ def test_table_formats_like_the_seed():
     for figure in ("0.1096", "0.87", "0.82X", "-0.0105", "0.0517", "38.13%", "23.18%", "1.64", "27.29%", "22.32%"):
         assert figure in text, figure
     assert "as of 2026-02-25" in text and "GAN_GRU" in text and "reversal_20d" in text
-    assert "Oracle" not in text  # no oracle anywhere: the rows are left out
+    assert "Oracle" not in text and "Truth" not in text  # no oracle, no truth: the rows are left out
     ic_line = next(line for line in text.splitlines() if line.startswith("IC mean"))
     assert ic_line.split()[-2:] == ["0.1096", "0.0412"]
     icir_line = next(line for line in text.splitlines() if line.startswith("ICIR"))
@@ -55,3 +55,17 @@ def test_table_formats_like_the_seed():
 def test_table_shows_oracle_when_present():
     text = format_table({**SEED, "oracle_ic_mean": 0.2345, "efficiency": 0.467})
     assert "0.2345" in text and "0.47" in text
+
+
+def test_table_puts_the_truth_correlation_first_with_its_paired_gap_per_baseline():
+    truth = {"mean": 0.5261, "se": 0.0241, "months": 12}
+    reversal = {**BASELINE, "truth_corr": {"mean": 0.4757, "se": 0.0203, "months": 12},
+                "truth_corr_gap": {"mean": 0.0504, "se": 0.0262, "months": 12}}
+    worse = {**BASELINE, "truth_corr": {"mean": 0.61, "se": 0.02, "months": 12},
+             "truth_corr_gap": {"mean": -0.0839, "se": 0.011, "months": 12}}
+    lines = format_table({**SEED, "truth_corr": truth}, {"reversal_20d": reversal, "other": worse}).splitlines()
+    assert lines[3].startswith("Truth correlation mean") and lines[3].split()[-9:] == [
+        "0.526", "±", "0.024", "0.476", "±", "0.020", "0.610", "±", "0.020"]
+    assert lines[4].startswith("Truth correlation, GAN_GRU minus this (paired)")
+    assert lines[4].split()[-7:] == ["-", "+0.050", "±", "0.026", "-0.084", "±", "0.011"]
+    assert lines[5].startswith("IC mean")
