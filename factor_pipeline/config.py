@@ -321,7 +321,6 @@ def validate(cfg: Config) -> None:
     _require(not unknown, f"model.label_neutralize: {unknown} are not among {LABEL_EXPOSURES}")
     unknown = [e for e in cfg.model.step_neutralize if e not in LABEL_EXPOSURES]
     _require(not unknown, f"model.step_neutralize: {unknown} are not among {LABEL_EXPOSURES}")
-
     _require(cfg.model.inputs in MODEL_INPUTS, f"model.inputs={cfg.model.inputs!r} is not one of {MODEL_INPUTS}")
     unknown = [c for c in cfg.model.step_channels if c not in STEP_CHANNELS]
     _require(not unknown, f"model.step_channels: {unknown} are not among {STEP_CHANNELS}")

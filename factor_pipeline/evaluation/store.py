@@ -33,9 +33,9 @@ def score_and_store(layout: Layout, month: str, cfg: Config) -> tuple[pd.DataFra
     layout.verify("samples", month)
     X, table = load_samples(layout.dataset("samples"), [month], eligible_only=True)
     on_date = (table["trade_date"] == rebalance).to_numpy()
-    steps = load_steps(layout.dataset("samples"), [month]) if cfg.model.step_channels else None
-    X = with_step_channels(X, steps, cfg, table)
+    steps = load_steps(layout.dataset("samples"), [month])[on_date] if cfg.model.step_channels else None
     X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
+    X = with_step_channels(X, steps, cfg, table)
     if len(table) == 0:
         raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")
     pret_raw = model_store.predict_month(layout, X, record["checkpoint"], cfg, table)

@@ -152,7 +152,9 @@ def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
 EXPOSURE_COLUMNS = {"size": "log_float_mcap", "beta": "market_beta"}
 
 
-def neutralize(values: np.ndarray, rows: pd.DataFrame, exposures: tuple[str, ...], setting: str = "model.label_neutralize") -> np.ndarray:
+def neutralize(
+    values: np.ndarray, rows: pd.DataFrame, exposures: tuple[str, ...], setting: str = "model.label_neutralize"
+) -> np.ndarray:
     """One date's values (labels [n], or step channels [n, k]) less their OLS fit on the named exposures of
     ``rows`` (the same samples); ``setting`` names the option in errors.
 
@@ -207,7 +209,9 @@ def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarra
     return np.concatenate([X, side], axis=2)
 
 
-def with_step_channels(X: np.ndarray, steps: np.ndarray | None, cfg: Config, samples: pd.DataFrame | None = None) -> np.ndarray:
+def with_step_channels(
+    X: np.ndarray, steps: np.ndarray | None, cfg: Config, samples: pd.DataFrame | None = None
+) -> np.ndarray:
     """The window as the model reads it: X with the configured step channels (ModelConfig.step_channels) of
     ``steps`` (features.samples.scale_steps, the same rows) appended along the last axis, made neutral to
     ``model.step_neutralize`` within each date of ``samples`` (the rows of X, needed only then), and cut to the
@@ -232,10 +236,11 @@ def _neutral_steps(channels: np.ndarray, samples: pd.DataFrame | None, exposures
     if samples is None or len(samples) != len(channels):
         raise ValueError("model.step_neutralize needs the samples' rows beside their step channels")
     out = np.empty_like(channels)
-    n, steps, k = channels.shape
+    _, steps, k = channels.shape
     for rows in samples.groupby("trade_date", sort=False).indices.values():
         flat = channels[rows].reshape(len(rows), steps * k)
-        out[rows] = neutralize(flat, samples.iloc[rows], exposures, "model.step_neutralize").reshape(len(rows), steps, k)
+        neutral = neutralize(flat, samples.iloc[rows], exposures, "model.step_neutralize")
+        out[rows] = neutral.reshape(len(rows), steps, k)
     return out
 
 
