@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 PROFILES = ("smoke", "demo", "full")
 GAN_MODES = ("augment", "transform", "off")
 LABEL_TRANSFORMS = ("zscore", "winsor", "rank")
-LABEL_EXPOSURES = ("industry", "size", "beta")
+# Risk exposures a label or the step channels can be made neutral to (label_neutralize, step_neutralize).
+RISK_EXPOSURES = ("industry", "size", "beta")
 MODEL_INPUTS = ("window", "scale", "scale_vol", "scale_all", "scale_steps")
 # The features that may join the window as step channels (ModelConfig.step_channels): features.samples.STATE_FEATURES,
 # the 11 that are not price or size levels (a test checks that the two agree).
@@ -317,10 +318,9 @@ def validate(cfg: Config) -> None:
         cfg.model.label_transform in LABEL_TRANSFORMS,
         f"model.label_transform={cfg.model.label_transform!r} is not one of {LABEL_TRANSFORMS}",
     )
-    unknown = [e for e in cfg.model.label_neutralize if e not in LABEL_EXPOSURES]
-    _require(not unknown, f"model.label_neutralize: {unknown} are not among {LABEL_EXPOSURES}")
-    unknown = [e for e in cfg.model.step_neutralize if e not in LABEL_EXPOSURES]
-    _require(not unknown, f"model.step_neutralize: {unknown} are not among {LABEL_EXPOSURES}")
+    for name in ("label_neutralize", "step_neutralize"):
+        unknown = [e for e in getattr(cfg.model, name) if e not in RISK_EXPOSURES]
+        _require(not unknown, f"model.{name}: {unknown} are not among {RISK_EXPOSURES}")
     _require(cfg.model.inputs in MODEL_INPUTS, f"model.inputs={cfg.model.inputs!r} is not one of {MODEL_INPUTS}")
     unknown = [c for c in cfg.model.step_channels if c not in STEP_CHANNELS]
     _require(not unknown, f"model.step_channels: {unknown} are not among {STEP_CHANNELS}")

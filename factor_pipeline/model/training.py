@@ -148,7 +148,8 @@ def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"unknown label transform {how!r}")
 
 
-# The samples' column of each risk exposure a label can be made neutral to (ModelConfig.label_neutralize).
+# The samples' column of each risk exposure (config.RISK_EXPOSURES) other than industry, whose dummies come
+# from the samples' industry column.
 EXPOSURE_COLUMNS = {"size": "log_float_mcap", "beta": "market_beta"}
 
 
