@@ -33,11 +33,12 @@ import torch
 
 from factor_pipeline.model import precision
 from factor_pipeline.config import GanConfig, ModelConfig
+from factor_pipeline.features.daily import N_FEATURES
 from factor_pipeline.model.gan import alternating_step, build_gan
 from factor_pipeline.model.gru import GRUFactorModel, training_step
 from factor_pipeline.model.gru_cpu import reuse_freed_memory
 
-SEQ_LEN, N_FEATURES = 40, 18
+SEQ_LEN = 40
 FULL_STOCKS, FULL_DATES, FULL_EPOCHS = 5000, 80, 50
 
 

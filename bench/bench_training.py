@@ -4,7 +4,8 @@
         [--seeds 1] [--variant embedded] [--out bench/results/training.json]
 
 The pipeline's own pure functions do every step (generate_market, compute_features, build_samples,
-compute_labels, training.group_training_data / train_members, gru.predict), so a figure here is the
+compute_labels, training.group_training_data / gan_batches, and the experimental module's train_members and
+predict, which are the pipeline's with the measured options that production left), so a figure here is the
 figure the pipeline would produce for the same configuration, but the market, features and samples are
 built once per market variant and cached under bench/.cache/, and each option costs only its training.
 
@@ -36,7 +37,8 @@ from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, compute_feat
 from factor_pipeline.features.labels import compute_labels, forward_returns
 from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples, scale_steps
 from factor_pipeline.model import gan
-from factor_pipeline.model import gru
+from factor_pipeline.model import experimental
+from factor_pipeline.model.experimental import experimental as experimental_config
 from factor_pipeline.market import session_calendar
 from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
@@ -227,11 +229,7 @@ class Dataset:
 
     def inputs(self, rows: pd.DataFrame, cfg: Config) -> np.ndarray:
         index = rows["seq_index"].to_numpy()
-        X = np.asarray(self.X[index])
-        if cfg.model.inputs == "scale_steps":
-            return np.concatenate([X, np.asarray(self.S[index])], axis=2)
-        steps = np.asarray(self.S[index]) if cfg.model.step_channels else None
-        return training.model_inputs(training.with_step_channels(X, steps, cfg, rows), rows, cfg)
+        return experimental.model_input(np.asarray(self.X[index]), np.asarray(self.S[index]), rows, cfg)
 
     def labels(self, horizon: int) -> tuple[pd.Series, pd.Series]:
         """(label, label_end) of every sample for a training label of ``horizon`` sessions (cached)."""
@@ -316,8 +314,10 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
             started = time.time()
             td = data.training_data(train_month, cfg)
             with model_store.torch_threads(cfg.model.num_threads):
-                generator, batches_train, batches_val, every_date = _gan_stage(td, cfg)
-                state, results = training.train_members(batches_train, batches_val, cfg, log=log, every_date=every_date)
+                generator = _gan_stage(td, cfg)
+                batches_train, batches_val = training.gan_batches(td, cfg, generator)
+                every_date = experimental.every_date(td, cfg, generator)
+                state, results = experimental.train_members(batches_train, batches_val, cfg, log=log, every_date=every_date)
             trainings[train_month] = (state, generator)
             fits[train_month] = {
                 "seconds": round(time.time() - started, 1),
@@ -336,26 +336,16 @@ def run_option(data: Dataset, cfg: Config, months: list[str], log=None) -> tuple
         with model_store.torch_threads(cfg.model.num_threads):
             if cfg.gan.mode == "transform":
                 X = gan.transform(generator, cfg.gan, X)
-            pret = gru.predict(state, X, cfg.model, n_features=X.shape[-1])
+            pret = experimental.predict(state, X, cfg)
         per_month.append(frame.assign(pret=pret))
     return pd.concat(per_month, ignore_index=True), fits
 
 
 def _gan_stage(td: training.TrainingData, cfg: Config):
-    """(generator state or None, training batches, validation batches), as model_store._training_batches builds them."""
-    X, y = list(td.X), list(td.y)
-    train_X = td.train_X()
+    """The generator trained on the window's training dates, as model_store.ensure_gan trains it; None with the GAN off."""
     if cfg.gan.mode == "off":
-        return None, list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :])), list(zip(X, y))
-    result = gan.train_gan(train_X, td.train_y() if cfg.gan.mode == "augment" else None, cfg.gan, seed=cfg.model.seed)
-    if cfg.gan.mode == "transform":
-        X = [gan.transform(result, cfg.gan, x) for x in X]
-    train, val = list(zip(X[: td.n_train], y[: td.n_train])), list(zip(X[td.val_start :], y[td.val_start :]))
-    if cfg.gan.mode == "augment":
-        n_real = sum(len(b[1]) for b in train)
-        X_gen, y_gen = gan.generate(result, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
-        train = training.augment_batches(train, X_gen, y_gen)
-    return result, train, val, list(zip(X, y))
+        return None
+    return gan.train_gan(td.train_X(), td.train_y() if cfg.gan.mode == "augment" else None, cfg.gan, seed=cfg.model.seed)
 
 
 FACTORS = ("pret", "reversal_20d", "abnormal_turnover", "low_volatility")
@@ -466,7 +456,7 @@ def main() -> None:
     for name in args.options.split(","):
         for s in range(args.first_seed, args.first_seed + args.seeds):
             model_changes, gan_changes = option(name)
-            cfg = base.replace(model={**model_changes, "seed": base.model.seed + 100 * s}, gan=gan_changes)
+            cfg = experimental_config(base, **model_changes, seed=base.model.seed + 100 * s).replace(gan=gan_changes)
             t0 = time.time()
             scores, fits = run_option(data, cfg, months)
             entry = entry_of(scores, fits, data, cfg, time.time() - t0)

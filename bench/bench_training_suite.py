@@ -42,6 +42,7 @@ import training_report  # noqa: E402
 from factor_pipeline.config import profile_config  # noqa: E402
 from factor_pipeline.evaluation import metrics  # noqa: E402
 from factor_pipeline.model import training  # noqa: E402
+from factor_pipeline.model.experimental import experimental  # noqa: E402
 
 MONTHS = ("2021-12", "2024-11")  # 36 evaluated months, six June/December retrains
 SHORT_MONTHS = ("2023-06", "2024-11")  # 18 months, three retrains: the variants and the learning curve
@@ -86,10 +87,9 @@ def run_job(job: dict) -> dict:
     data = _dataset(job["variant"], job["stocks"], job["months"])
     base = data.cfg.replace(model={"train_window_sessions": profile_config("demo").model.train_window_sessions})
     model_changes, gan_changes = bt.option(job["option"])
-    cfg = base.replace(
-        model={**model_changes, **job.get("model", {}), "seed": base.model.seed + 100 * job["seed"], "num_threads": 1},
-        gan=gan_changes,
-    )
+    cfg = experimental(
+        base, **{**model_changes, **job.get("model", {}), "seed": base.model.seed + 100 * job["seed"], "num_threads": 1}
+    ).replace(gan=gan_changes)
     started = time.time()
     scores, fits = bt.run_option(data, cfg, bt.month_range(*job["months"]))
     entry = bt.entry_of(scores, fits, data, cfg, time.time() - started)

@@ -34,7 +34,7 @@ from factor_pipeline.evaluation import metrics  # noqa: E402
 from factor_pipeline.features.daily import FEATURE_NAMES  # noqa: E402
 from factor_pipeline.features.samples import SIDE_COLUMNS, STATE_FEATURES, STATE_SIDE_COLUMNS  # noqa: E402
 from factor_pipeline.market import session_calendar  # noqa: E402
-from factor_pipeline.model import training  # noqa: E402
+from factor_pipeline.model import inputs, training  # noqa: E402
 
 
 def design(data: bt.Dataset, rows: pd.DataFrame, name: str, last: int) -> np.ndarray:
@@ -118,7 +118,7 @@ def main() -> None:
                     else:
                         exposures = tuple(e for e in args.neutralize.split(",") if e)
                         for _, idx in td_rows.groupby("trade_date").indices.items():
-                            td_rows.loc[idx, "label"] = training.neutralize(
+                            td_rows.loc[idx, "label"] = inputs.exposure_residual(
                                 td_rows["label"].to_numpy()[idx], td_rows.iloc[idx], exposures)
                         td_rows["y"] = td_rows.groupby("trade_date")["label"].transform(
                             lambda v: training.transform_labels(v.to_numpy(), "rank"))

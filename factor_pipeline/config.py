@@ -11,19 +11,34 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Literal, get_args, get_origin, get_type_hints
 
-PROFILES = ("smoke", "demo", "full")
-GAN_MODES = ("augment", "transform", "off")
-LABEL_TRANSFORMS = ("zscore", "winsor", "rank")
+# The choices of each option field, as the types the fields carry; validate() checks every value against them.
+Profile = Literal["smoke", "demo", "full"]
+GanMode = Literal["augment", "transform", "off"]
+LabelTransform = Literal["zscore", "winsor", "rank"]
 # Risk exposures a label or the step channels can be made neutral to (label_neutralize, step_neutralize).
-RISK_EXPOSURES = ("industry", "size", "beta")
-MODEL_INPUTS = ("window", "scale", "scale_vol", "scale_all", "scale_steps")
+RiskExposure = Literal["industry", "size", "beta"]
 # The features that may join the window as step channels (ModelConfig.step_channels): features.samples.STATE_FEATURES,
 # the 11 that are not price or size levels (a test checks that the two agree).
-STEP_CHANNELS = (
+StepChannel = Literal[
     "turnover_rate", "ret", "log_ret", "intraday_ret", "overnight_ret", "amplitude", "upper_shadow",
     "lower_shadow", "close_to_vwap", "volume_ratio_5", "turnover_ratio_20",
-)
+]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "bf16"]
+
+PROFILES = get_args(Profile)
+GAN_MODES = get_args(GanMode)
+LABEL_TRANSFORMS = get_args(LabelTransform)
+RISK_EXPOSURES = get_args(RiskExposure)
+STEP_CHANNELS = get_args(StepChannel)
+DEVICES = get_args(Device)
+PRECISIONS = get_args(Precision)
+# Options measured and rejected (model/experimental.py keeps them for the bench), at the one value production
+# runs. They stay in the configuration's dict, so fingerprints, and the ids and bytes of stored artefacts, are
+# those of the runs before they left.
+RETIRED_MODEL_FIELDS = {"inputs": "window", "window_steps": 0, "linear_skip": False, "side_at": "gru", "refit": False}
 
 
 class ConfigError(ValueError):
@@ -53,7 +68,7 @@ class SampleConfig:
     """Samples, labels and the universe (METHOD.md: Data and samples)."""
 
     seq_len: int = 40
-    n_features: int = 18
+    n_features: int = 18  # features.daily.N_FEATURES (config sits below features; a test checks the two agree)
     label_horizon: int = 20  # forward trading days of the label
     sample_every: int = 5  # one training cross-section every 5 sessions
     min_listed_sessions: int = 126
@@ -67,7 +82,7 @@ class GanConfig:
 
     # "off" by measurement (bench/results/reference.md, 24 demo months): augment lowered the IC
     # (0.029 vs 0.046 without the GAN), transform matched it (0.044); README, "GAN modes".
-    mode: str = "off"
+    mode: GanMode = "off"
     noise_dim: int = 16
     generator_hidden: int = 64
     discriminator_channels: tuple[int, int] = (16, 32)
@@ -94,42 +109,30 @@ class ModelConfig:
     # Departures from the seed's training, each measured in bench/bench_training.py; SEED_TRAINING
     # holds the seed's value of each, and README.md ("Factor quality") the measurements behind the default.
     purge: bool = True  # leave a gap of ceil(label_horizon / sample_every) dates before validation
-    label_transform: str = "rank"  # per date: "zscore" (the seed), "winsor" (z-score clipped at 3), "rank"
+    label_transform: LabelTransform = "rank"  # per date: "zscore" (the seed), "winsor" (z-score clipped at 3), "rank"
     # Risk exposures the training label is made neutral to, per date, before the transform: the OLS residual
     # on "industry" dummies, "size" (log float market cap) and "beta" (the window's market beta). The
     # factor returns they carry are noise to a stock selector. () trains on the raw return (the seed).
-    label_neutralize: tuple[str, ...] = ()
+    label_neutralize: tuple[RiskExposure, ...] = ()
     weight_decay: float = 0.0  # decoupled (AdamW); 0 keeps the seed's plain Adam
     dropout: float = 0.0  # on the MLP's hidden layers
-    # After early stopping, train each member again from its seed on every date of the window (training,
-    # purged and validation: the newest 13 dates join) for the epochs early stopping chose.
-    refit: bool = False
     ensemble: int = 1  # models trained from seeds seed, seed+1, ...; pRet is their mean
-    # "window": the seed's per-window z-score only; "scale": plus each non-level feature's window mean and
-    # log-volatility, ranked across the date's stocks; "scale_vol": the log-volatilities only; "scale_all":
-    # the means and log-volatilities of all 18 features
-    inputs: str = "window"
     # Non-level features (features.samples.STATE_FEATURES) added to the window as extra channels standardised only across
     # the date's stocks at each step, so they keep return units (a stock's own scale), unlike the per-window
-    # z-score. () is the seed's window only; inputs="scale_steps" is all 11. The three daily returns by
-    # measurement (bench/results/training-2026-11-30.md).
-    step_channels: tuple[str, ...] = ("ret", "intraday_ret", "overnight_ret")
+    # z-score. () is the seed's window only. The three daily returns by measurement
+    # (bench/results/training-2026-11-30.md).
+    step_channels: tuple[StepChannel, ...] = ("ret", "intraday_ret", "overnight_ret")
     # Exposures ("industry", "size", "beta", as label_neutralize) the step channels are made neutral to, per
     # date, step and channel (OLS residual across the date's stocks), so that a move the stock shares with its
     # industry, size or the market is not read as its own; nothing to act on without step channels. () keeps
     # them as scale_steps writes them. All three by measurement (README, "Factor quality").
-    step_neutralize: tuple[str, ...] = ("industry", "size", "beta")
+    step_neutralize: tuple[RiskExposure, ...] = ("industry", "size", "beta")
     label_horizon: int = 0  # sessions of the training label; 0: samples.label_horizon (the seed's 20)
-    window_steps: int = 0  # the model reads only the last this many steps of each window; 0: all (the seed)
-    linear_skip: bool = False  # also a linear read of the step channels over the whole window, added to pRet
-    # Where side inputs enter: "gru" (a channel at every step), "head" (beside the GRU's state) or "linear"
-    # (a linear term added to pRet)
-    side_at: str = "gru"
-    device: str = "auto"  # "auto": CUDA when present, else CPU
+    device: Device = "auto"  # "auto": CUDA when present, else CPU
     num_threads: int = 0  # CPU threads for training and inference; 0 = PyTorch's default (all cores)
     # "bf16": bfloat16 matmuls where the hardware has them natively (factor_pipeline/precision.py),
     # else fp32 with a log line; the checkpoint sidecar records what ran.
-    precision: str = "fp32"
+    precision: Precision = "fp32"
 
 
 # The seed's own training settings (METHOD.md), for the fields above that may depart from them.
@@ -141,11 +144,7 @@ SEED_TRAINING = {
     "weight_decay": 0.0,
     "dropout": 0.0,
     "ensemble": 1,
-    "inputs": "window",
     "step_channels": (),
-    "linear_skip": False,
-    "refit": False,
-    "window_steps": 0,
     "label_horizon": 0,
 }
 
@@ -164,7 +163,7 @@ class FactorConfig:
 
 @dataclass(frozen=True)
 class Config:
-    profile: str = "full"
+    profile: Profile = "full"
     market: MarketConfig = field(default_factory=MarketConfig)
     samples: SampleConfig = field(default_factory=SampleConfig)
     gan: GanConfig = field(default_factory=GanConfig)
@@ -185,7 +184,9 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["model"] = {**RETIRED_MODEL_FIELDS, **data["model"]}
+        return data
 
     def fingerprint(self, *sections: str) -> str:
         """Short stable hash of the named sections (all when none), for content-addressed artefacts."""
@@ -285,12 +286,29 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_choices(section_name: str, section) -> None:
+    """Every field of ``section`` typed with a Literal, or a tuple of one, holds only its choices."""
+    for name, hint in get_type_hints(type(section)).items():
+        value = getattr(section, name)
+        if get_origin(hint) is Literal:
+            _require(value in get_args(hint), f"{section_name}.{name}={value!r} is not one of {get_args(hint)}")
+        elif get_origin(hint) is tuple and get_origin(get_args(hint)[0]) is Literal:
+            choices = get_args(get_args(hint)[0])
+            unknown = [v for v in value if v not in choices]
+            _require(not unknown, f"{section_name}.{name}: {unknown} are not among {choices}")
+
+
 def validate(cfg: Config) -> None:
     """Reject values out of range with a message that names the field."""
     _require(cfg.profile in PROFILES, f"profile {cfg.profile!r} is not one of {PROFILES}")
+    for name in ("market", "samples", "gan", "model", "factor"):
+        check_choices(name, getattr(cfg, name))
     _require(cfg.market.n_stocks >= 20, f"market.n_stocks={cfg.market.n_stocks} must be at least 20")
     _require(cfg.samples.seq_len >= 2, f"samples.seq_len={cfg.samples.seq_len} must be at least 2")
-    _require(cfg.samples.n_features == 18, "samples.n_features must be 18 (the feature set in sql/)")
+    _require(
+        cfg.samples.n_features == SampleConfig.n_features,
+        f"samples.n_features must be {SampleConfig.n_features} (the feature set in sql/)",
+    )
     _require(cfg.samples.label_horizon >= 1, "samples.label_horizon must be at least 1")
     _require(cfg.samples.sample_every >= 1, "samples.sample_every must be at least 1")
     _require(
@@ -298,7 +316,6 @@ def validate(cfg: Config) -> None:
         "samples.max_window_sessions must be at least samples.seq_len",
     )
     _require(cfg.samples.mad_clip > 0, "samples.mad_clip must be positive")
-    _require(cfg.gan.mode in GAN_MODES, f"gan.mode={cfg.gan.mode!r} is not one of {GAN_MODES}")
     _require(cfg.gan.steps >= 1, "gan.steps must be at least 1")
     _require(0.0 <= cfg.gan.augment_ratio <= 4.0, f"gan.augment_ratio={cfg.gan.augment_ratio} must be in [0, 4]")
     _require(0.0 < cfg.model.lr < 1.0, f"model.lr={cfg.model.lr} must be in (0, 1)")
@@ -314,30 +331,13 @@ def validate(cfg: Config) -> None:
         f"model.retrain_months={cfg.model.retrain_months} must be months 1..12",
     )
     _require(len(cfg.model.gru_hidden) >= 1 and all(h >= 1 for h in cfg.model.gru_hidden), "model.gru_hidden")
-    _require(
-        cfg.model.label_transform in LABEL_TRANSFORMS,
-        f"model.label_transform={cfg.model.label_transform!r} is not one of {LABEL_TRANSFORMS}",
-    )
-    for name in ("label_neutralize", "step_neutralize"):
-        unknown = [e for e in getattr(cfg.model, name) if e not in RISK_EXPOSURES]
-        _require(not unknown, f"model.{name}: {unknown} are not among {RISK_EXPOSURES}")
-    _require(cfg.model.inputs in MODEL_INPUTS, f"model.inputs={cfg.model.inputs!r} is not one of {MODEL_INPUTS}")
-    unknown = [c for c in cfg.model.step_channels if c not in STEP_CHANNELS]
-    _require(not unknown, f"model.step_channels: {unknown} are not among {STEP_CHANNELS}")
     _require(len(set(cfg.model.step_channels)) == len(cfg.model.step_channels), "model.step_channels repeats a name")
     _require(cfg.model.label_horizon >= 0, "model.label_horizon must be 0 (the samples') or more")
-    _require(
-        0 <= cfg.model.window_steps <= cfg.samples.seq_len,
-        f"model.window_steps={cfg.model.window_steps} must be 0 (all) or at most samples.seq_len",
-    )
-    _require(cfg.model.side_at in ("gru", "head", "linear"), f"model.side_at={cfg.model.side_at!r} is not gru, head or linear")
     _require(cfg.model.weight_decay >= 0, "model.weight_decay must be 0 or more")
     _require(0.0 <= cfg.model.dropout < 1.0, f"model.dropout={cfg.model.dropout} must be in [0, 1)")
     _require(cfg.model.ensemble >= 1, "model.ensemble must be at least 1")
     for name in ("reversal", "attention", "episodes", "low_vol_premium", "turnover_reversal"):
         _require(getattr(cfg.market, name) >= 0, f"market.{name} must be 0 or more")
     _require(cfg.model.num_threads >= 0, "model.num_threads must be 0 (all cores) or more")
-    _require(cfg.model.device in ("auto", "cpu", "cuda"), f"model.device={cfg.model.device!r} is not auto/cpu/cuda")
-    _require(cfg.model.precision in ("fp32", "bf16"), f"model.precision={cfg.model.precision!r} is not fp32/bf16")
     _require(cfg.factor.n_groups >= 2, f"factor.n_groups={cfg.factor.n_groups} must be at least 2")
     _require(0 < cfg.factor.industry_top_fraction <= 1, "factor.industry_top_fraction must be in (0, 1]")

@@ -1,5 +1,5 @@
 """The statistics every stage shares: one z-score and one Pearson correlation, each with one rule for
-constant input.
+constant input, and one neutralisation, with one rule for missing values.
 
 The rule: values whose spread is within rounding noise of their magnitude are constant. A constant
 input has no scores (its z-scores are all 0, the neutral score) and no correlation with anything
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 # A spread this small relative to the values' magnitude is rounding noise.
 REL_TOL = 1e-12
@@ -73,3 +74,30 @@ def ols_residual(y: np.ndarray, groups: np.ndarray | None = None, *covariates: n
     design = np.column_stack([*columns, *covariates]) if columns or covariates else np.zeros((len(y), 0))
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     return y - design @ coef
+
+
+def neutralize(values, groups=None, *covariates) -> np.ndarray:
+    """``values`` ([n], or [n, k] fitted column by column) less their OLS fit on one dummy per group and the
+    covariates (:func:`ols_residual`), float64.
+
+    The NaN rule, the same for labels, step channels and the factor: a row whose value (any of its k) or
+    group is missing is left out of the fit and comes back NaN, since nothing can be said of it; a missing
+    covariate value is set to the median of the others (0 when none is known), so that no row is lost for
+    want of a market cap or a beta.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    filled = []
+    for covariate in covariates:
+        x = np.asarray(covariate, dtype=np.float64)
+        finite = np.isfinite(x)
+        filled.append(np.where(finite, x, np.median(x[finite]) if finite.any() else 0.0))
+    keep = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if groups is not None:
+        groups = np.asarray(groups, dtype=object)
+        keep &= ~pd.isna(groups)
+    if keep.all():
+        return ols_residual(values, groups, *filled)
+    out = np.full(values.shape, np.nan)
+    if keep.any():
+        out[keep] = ols_residual(values[keep], None if groups is None else groups[keep], *(x[keep] for x in filled))
+    return out

@@ -35,22 +35,16 @@ def zscore(values: pd.Series) -> pd.Series:
 
 
 def neutralize(factor: pd.Series, industry: pd.Series, log_mcap: pd.Series) -> pd.Series:
-    """Industry- and size-neutral factor: the OLS residual of ``factor`` on industry dummies and log
-    float market cap (stats.ols_residual), z-scored.
-
-    The residual has zero mean within every industry and zero covariance with log_mcap. Rows where any of
-    the three inputs is missing are left out of the regression and come back NaN. The three Series are
-    aligned on ``factor``'s index, which is also the output's index.
+    """Industry- and size-neutral factor: the residual of ``factor`` on industry dummies and log float market
+    cap (stats.neutralize, whose rule for missing values applies: a missing factor or industry comes back
+    NaN, a missing size is the date's median), z-scored. The three Series are aligned on ``factor``'s index,
+    which is also the output's index.
     """
     factor = pd.Series(factor, dtype="float64")
     industry = pd.Series(industry).reindex(factor.index)
     log_mcap = pd.Series(log_mcap, dtype="float64").reindex(factor.index)
-    valid = factor.notna() & industry.notna() & log_mcap.notna() & np.isfinite(log_mcap.fillna(0.0))
-    out = pd.Series(np.nan, index=factor.index, dtype="float64", name=factor.name)
-    if not valid.any():
-        return out
-    out[valid] = stats.ols_residual(factor[valid].to_numpy(), industry[valid].to_numpy(), log_mcap[valid].to_numpy())
-    return zscore(out)
+    residual = stats.neutralize(factor.to_numpy(), industry.to_numpy(), log_mcap.to_numpy())
+    return zscore(pd.Series(residual, index=factor.index, name=factor.name))
 
 
 def reversal_20d(adj_close: pd.DataFrame, rebalance_date) -> pd.Series:

@@ -21,30 +21,15 @@ from factor_pipeline.storage import Layout, StorageError, read_json, read_months
 
 
 def score_and_store(layout: Layout, month: str, cfg: Config) -> tuple[pd.DataFrame, dict]:
-    """Score the month's rebalance-date samples with the checkpoint its model month trained, build the factor
-    table and write it; returns the table and the checkpoint record."""
-    from factor_pipeline.features.store import load_samples, load_steps
-    from factor_pipeline.model.training import with_step_channels
-    from factor_pipeline.model import store as model_store
+    """Score the month (model.scoring), build its factor table and write it; returns the table and the
+    checkpoint record."""
+    from factor_pipeline.model import scoring
 
-    layout.verify("gru_checkpoint", month)
-    record = read_json(layout.partition_path("gru_checkpoint", month))
-    rebalance = session_calendar.rebalance_date(month)
-    layout.verify("samples", month)
-    X, table = load_samples(layout.dataset("samples"), [month], eligible_only=True)
-    on_date = (table["trade_date"] == rebalance).to_numpy()
-    steps = load_steps(layout.dataset("samples"), [month])[on_date] if cfg.model.step_channels else None
-    X, table = X[on_date], table.loc[on_date].reset_index(drop=True)
-    X = with_step_channels(X, steps, cfg, table)
-    if len(table) == 0:
-        raise StorageError(f"the universe of {month} is empty on its rebalance date {rebalance.date()}: nothing to score")
-    pret_raw = model_store.predict_month(layout, X, record["checkpoint"], cfg, table)
-    pret_gan_off = None
-    if "gan_off_checkpoint" in record:
-        pret_gan_off = model_store.predict_month(layout, X, record["gan_off_checkpoint"], cfg.replace(gan={"mode": "off"}), table)
+    rows, pret_raw, pret_gan_off, record = scoring.score_month(layout, month, cfg)
     months = session_calendar.months_back(month, factor_table.REVERSAL_HISTORY_MONTHS, first=layout.first_month)
     bars = read_months(layout, "raw_bars/daily", months)
-    out = factor_table.build_factor_table(table, pret_raw, record, bars, rebalance, cfg.factor.neutralize, pret_gan_off)
+    rebalance = session_calendar.rebalance_date(month)
+    out = factor_table.build_factor_table(rows, pret_raw, record, bars, rebalance, cfg.factor.neutralize, pret_gan_off)
     write_parquet(out, layout.partition("factor", month), layout.stamp("factor", month))
     return out, record
 

@@ -33,6 +33,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "volume_ratio_5",
     "turnover_ratio_20",
 )
+N_FEATURES: int = len(FEATURE_NAMES)
 
 
 # The longest window looks back 20 traded days; two months hold at least 34 XSHG sessions before any

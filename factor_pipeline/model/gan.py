@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from factor_pipeline.config import GanConfig
+from factor_pipeline.features.daily import N_FEATURES
 from factor_pipeline.model.gru import deterministic
 from factor_pipeline.model.checkpoints import CheckpointError, cpu_state, load_checkpoint, save_checkpoint
 from factor_pipeline.model.precision import autocast
 from factor_pipeline.model.precision import resolve as resolve_precision
 
 SEQ_LEN = 40
-N_FEATURES = 18
 CHECK_EVERY = 10
 ACC_WINDOW = 50
 ACC_BAND = 0.05

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from factor_pipeline.config import ModelConfig
+from factor_pipeline.features.daily import N_FEATURES
 from factor_pipeline.model import precision
 from factor_pipeline.model.checkpoints import cpu_state, unpack_ensemble
 from factor_pipeline.model.gru_bf16 import GRULayerCPUBF16
@@ -35,43 +36,37 @@ IC_EPS = 1e-8  # keeps the IC finite (and its gradient bounded) when a date's pr
 MIN_DATE_SIZE = 2  # a cross-section needs two stocks for a correlation; smaller dates are skipped
 
 
+def gru_stack(n_features: int, gru_hidden: Sequence[int]) -> nn.ModuleList:
+    """One single-layer nn.GRU per layer, so that layers may differ in width; they hold the parameters
+    (standard names) and run the CUDA path."""
+    sizes = [n_features, *gru_hidden]
+    return nn.ModuleList(nn.GRU(i, h, batch_first=True) for i, h in zip(sizes[:-1], sizes[1:]))
+
+
+def mlp_head(width: int, mlp_hidden: Sequence[int], dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for hidden in mlp_hidden:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        if dropout > 0:  # only when asked: a Dropout module would shift the seed's state-dict keys
+            layers.append(nn.Dropout(dropout))
+        width = hidden
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
 class GRUFactorModel(nn.Module):
     """Stacked GRU layers; the last step's hidden state -> MLP -> one number per sample (pRet)."""
 
     def __init__(
         self,
-        n_features: int = 18,
+        n_features: int = N_FEATURES,
         gru_hidden: Sequence[int] = (128, 128),
         mlp_hidden: Sequence[int] = (256, 64, 64),
         dropout: float = 0.0,
-        head_side: int = 0,
-        skip: tuple[int, int, int] | None = None,
-        side_linear: bool = False,
     ):
         super().__init__()
-        # ``skip`` = (first channel, number of channels, steps): a linear read of those channels over the
-        # whole window, added to the output (ModelConfig.linear_skip); None keeps the seed's model.
-        self.skip_channels = skip
-        self.skip = nn.Linear(skip[1] * skip[2], 1, bias=False) if skip else None
-        # The last ``head_side`` input channels are per-sample side inputs (constant along the window):
-        # they skip the GRU and join its final state at the MLP, or (``side_linear``) only a linear read of
-        # them is added to the output, which has too few weights to tell one stock from another.
-        self.head_side = head_side
-        self.side_read = nn.Linear(head_side, 1, bias=False) if side_linear and head_side else None
-        n_features -= head_side
-        # One single-layer nn.GRU per layer, so that layers may differ in width; they hold the
-        # parameters (standard names) and run the CUDA path.
-        sizes = [n_features, *gru_hidden]
-        self.grus = nn.ModuleList(nn.GRU(i, h, batch_first=True) for i, h in zip(sizes[:-1], sizes[1:]))
-        layers: list[nn.Module] = []
-        width = sizes[-1] + (0 if self.side_read is not None else head_side)
-        for hidden in mlp_hidden:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            if dropout > 0:  # only when asked: a Dropout module would shift the seed's state-dict keys
-                layers.append(nn.Dropout(dropout))
-            width = hidden
-        layers.append(nn.Linear(width, 1))
-        self.mlp = nn.Sequential(*layers)
+        self.grus = gru_stack(n_features, gru_hidden)
+        self.mlp = mlp_head(gru_hidden[-1], mlp_hidden, dropout)
         self.fused_cpu = True  # False: autograd through nn.GRU on CPU too (the reference, for tests)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,25 +84,15 @@ class GRUFactorModel(nn.Module):
             h, h_n = gru(h)
         return h_n[-1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.side_read is not None:
-            h = self.mlp[:-1](self.encode(x[..., : -self.head_side]))
-        elif self.head_side:
-            sequence, side = x[..., : -self.head_side], x[:, -1, -self.head_side :]
-            h = self.mlp[:-1](torch.cat([self.encode(sequence), side], dim=-1))
-        else:
-            h = self.mlp[:-1](self.encode(x))
+    def output(self, h: torch.Tensor) -> torch.Tensor:
+        """The MLP's last hidden layer [B, 64] -> pRet [B]."""
         # The 64 -> 1 output layer stays float32 even under autocast: bfloat16's 8-bit mantissa would
         # tie hundreds of the 5,000 pRet values a date ranks, and the layer costs nothing.
         with torch.autocast(h.device.type, enabled=False):
-            out = self.mlp[-1](h.to(self.mlp[-1].weight.dtype)).squeeze(-1)
-            if self.skip is not None:
-                first, count, _ = self.skip_channels
-                read = x[..., first : first + count].reshape(len(x), -1).to(self.skip.weight.dtype)
-                out = out + self.skip(read).squeeze(-1)
-            if self.side_read is not None:
-                out = out + self.side_read(x[:, -1, -self.head_side :].to(self.side_read.weight.dtype)).squeeze(-1)
-            return out
+            return self.mlp[-1](h.to(self.mlp[-1].weight.dtype)).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.mlp[:-1](self.encode(x)))
 
 
 def ic_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -161,16 +146,12 @@ class TrainResult:
     precision: dict = field(default_factory=dict)  # precision.Precision.describe(): what was asked, what ran
 
 
-SEQUENCE_FEATURES = 18  # the daily features of a window; channels beyond them are side inputs
+Build = Callable[[ModelConfig, int, int], nn.Module]  # (cfg, input channels, window steps) -> a model
 
 
 def build_model(cfg: ModelConfig, n_features: int, seq_len: int = 40) -> GRUFactorModel:
-    sequence = SEQUENCE_FEATURES + len(cfg.step_channels)  # the window's channels, then the step channels
-    head_side = n_features - sequence if cfg.side_at in ("head", "linear") and n_features > sequence else 0
-    skip = (SEQUENCE_FEATURES, len(cfg.step_channels), seq_len) if cfg.linear_skip and cfg.step_channels else None
-    return GRUFactorModel(
-        n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout, head_side, skip, side_linear=cfg.side_at == "linear"
-    )
+    """The production model; ``seq_len`` is unused here and kept for models that read the window's length."""
+    return GRUFactorModel(n_features, cfg.gru_hidden, cfg.mlp_hidden, cfg.dropout)
 
 
 def optimizer_for(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
@@ -180,7 +161,7 @@ def optimizer_for(model: nn.Module, cfg: ModelConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def _to_tensors(days, device):
+def to_tensors(days, device):
     out = []
     for X, y in days:
         if len(X) >= MIN_DATE_SIZE:
@@ -211,6 +192,26 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, X: torch.T
     return loss
 
 
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, days, order_rng: torch.Generator, prec) -> float:
+    """One pass over ``days`` (tensors, one date per step) in the order ``order_rng`` draws; the mean loss."""
+    model.train()
+    total = 0.0
+    for i in torch.randperm(len(days), generator=order_rng).tolist():
+        X, y = days[i]
+        total += training_step(model, optimizer, X, y, prec).item()
+    model.eval()
+    return total / len(days)
+
+
+@contextlib.contextmanager
+def training_run(cfg: ModelConfig, n_features: int, seq_len: int, seed: int, device, build: Build = build_model):
+    """(model, optimizer, date-order generator) of one seeded fit, inside deterministic kernels and the
+    freed-memory reuse; the model is initialised from the seeded global RNG, the date order from its own."""
+    with deterministic(device, seed), reuse_freed_memory():
+        model = build(cfg, n_features, seq_len).to(device)
+        yield model, optimizer_for(model, cfg), torch.Generator().manual_seed(seed)
+
+
 def train_gru(
     train_days: list[tuple[np.ndarray, np.ndarray]],
     val_days: list[tuple[np.ndarray, np.ndarray]],
@@ -218,39 +219,24 @@ def train_gru(
     n_features: int,
     seed: int,
     log: Callable[[str], None] | None = None,
-    fixed_epochs: int | None = None,
+    build: Build = build_model,
 ) -> TrainResult:
-    """Train on one date per batch; keep the weights of the epoch with the best validation IC.
-
-    ``fixed_epochs``: train exactly that many epochs and keep the last weights, with no validation
-    (``val_days`` may be empty): the refit on every date (ModelConfig.refit).
-    """
+    """Train on one date per batch; keep the weights of the epoch with the best validation IC."""
     device = resolve_device(cfg.device)
-    train = _to_tensors(train_days, device)
-    val = _to_tensors(val_days, device)
-    if fixed_epochs is not None:
-        return _train_fixed(train, cfg, n_features, seed, fixed_epochs, device, log)
+    train = to_tensors(train_days, device)
+    val = to_tensors(val_days, device)
     if not train or not val:
         raise ValueError(
             f"train_gru needs at least one training and one validation date with >= {MIN_DATE_SIZE} samples "
             f"(got {len(train)} and {len(val)})"
         )
     prec = precision.resolve(cfg.precision, device, log)
-    with deterministic(device, seed), reuse_freed_memory():
-        model = build_model(cfg, n_features, train[0][0].shape[1]).to(device)  # initialised from the seeded global RNG
-        optimizer = optimizer_for(model, cfg)
-        order_rng = torch.Generator().manual_seed(seed)  # date order, independent of the init stream
+    with training_run(cfg, n_features, train[0][0].shape[1], seed, device, build) as (model, optimizer, order_rng):
         best_state, best_epoch, best_ic = cpu_state(model), 0, -math.inf
         train_loss, val_ic = [], []
         stale = 0
         for epoch in range(1, cfg.max_epochs + 1):
-            model.train()
-            total = 0.0
-            for i in torch.randperm(len(train), generator=order_rng).tolist():
-                X, y = train[i]
-                total += training_step(model, optimizer, X, y, prec).item()
-            model.eval()
-            train_loss.append(total / len(train))
+            train_loss.append(train_epoch(model, optimizer, train, order_rng, prec))
             with precision.autocast(prec):
                 val_ic.append(_validation_ic(model, val))
             if log:
@@ -266,30 +252,9 @@ def train_gru(
     return TrainResult(best_state, len(val_ic), best_epoch, best_ic, train_loss, val_ic, prec.describe())
 
 
-def _train_fixed(train, cfg: ModelConfig, n_features: int, seed: int, epochs: int, device, log) -> TrainResult:
-    """train_gru's loop (same initialisation, date order and steps) for a fixed number of epochs, no validation."""
-    if not train or epochs < 1:
-        raise ValueError(f"a fixed-epoch fit needs dates and at least one epoch (got {len(train)} dates, {epochs} epochs)")
-    prec = precision.resolve(cfg.precision, device, log)
-    with deterministic(device, seed), reuse_freed_memory():
-        model = build_model(cfg, n_features, train[0][0].shape[1]).to(device)
-        optimizer = optimizer_for(model, cfg)
-        order_rng = torch.Generator().manual_seed(seed)
-        train_loss = []
-        for epoch in range(1, epochs + 1):
-            model.train()
-            total = 0.0
-            for i in torch.randperm(len(train), generator=order_rng).tolist():
-                X, y = train[i]
-                total += training_step(model, optimizer, X, y, prec).item()
-            train_loss.append(total / len(train))
-            if log:
-                log(f"refit epoch {epoch}: train loss {train_loss[-1]:.4f}")
-        model.eval()
-        return TrainResult(cpu_state(model), epochs, epochs, math.nan, train_loss, [], prec.describe())
-
-
-def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int = 4096) -> np.ndarray:
+def predict(
+    state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int = 4096, build: Build = build_model
+) -> np.ndarray:
     """pRet for every sample of X [N, T, F], float64 [N].
 
     An ensemble's pRet is the mean of its members' predictions, each z-scored over X first: the IC loss
@@ -298,13 +263,13 @@ def predict(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, 
     """
     members = unpack_ensemble(state_dict)
     if len(members) > 1:
-        return np.mean([zscore(_predict_one(m, X, cfg, n_features, batch_size)) for m in members], axis=0)
-    return _predict_one(members[0], X, cfg, n_features, batch_size)
+        return np.mean([zscore(_predict_one(m, X, cfg, n_features, batch_size, build)) for m in members], axis=0)
+    return _predict_one(members[0], X, cfg, n_features, batch_size, build)
 
 
-def _predict_one(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int) -> np.ndarray:
+def _predict_one(state_dict: dict, X: np.ndarray, cfg: ModelConfig, n_features: int, batch_size: int, build: Build) -> np.ndarray:
     device = resolve_device(cfg.device)
-    model = build_model(cfg, n_features, X.shape[1])
+    model = build(cfg, n_features, X.shape[1])
     model.load_state_dict(state_dict)
     model.to(device).eval()
     out = np.empty(len(X), dtype=np.float64)

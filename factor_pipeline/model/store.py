@@ -18,16 +18,15 @@ import pandas as pd
 
 from factor_pipeline.config import Config
 from factor_pipeline.market import session_calendar
+from factor_pipeline.model.inputs import model_input
 from factor_pipeline.model.training import (
     TrainingData,
-    augment_batches,
+    gan_batches,
     group_training_data,
-    model_inputs,
     train_members,
     training_dates,
     training_label_horizon,
     window_months,
-    with_step_channels,
 )
 from factor_pipeline.storage import Layout, StorageError, read_months
 
@@ -50,19 +49,25 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
-def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
-    from factor_pipeline.features.labels import compute_labels
+def load_model_input(layout: Layout, months: list[str], cfg: Config, dates) -> tuple[np.ndarray, pd.DataFrame]:
+    """The model's input (inputs.model_input) of the eligible samples of ``months`` dated on one of ``dates``,
+    and their rows in the same order: what training and scoring both read."""
     from factor_pipeline.features.store import load_samples, load_steps
 
-    dates = training_dates(train_month, cfg)
-    months = window_months(train_month, cfg)
     for month in months:
         layout.verify("samples", month)
-    X_all, samples = load_samples(layout.dataset("samples"), months, eligible_only=True)
+    X, samples = load_samples(layout.dataset("samples"), months, eligible_only=True)
     keep = samples["trade_date"].isin(dates).to_numpy()
     samples = samples.loc[keep].reset_index(drop=True)
     steps = load_steps(layout.dataset("samples"), months)[keep] if cfg.model.step_channels else None
-    X_all = model_inputs(with_step_channels(X_all[keep], steps, cfg, samples), samples, cfg)
+    return model_input(X[keep], steps, samples, cfg), samples
+
+
+def load_training_data(layout: Layout, train_month: str, cfg: Config) -> TrainingData:
+    from factor_pipeline.features.labels import compute_labels
+
+    months = window_months(train_month, cfg)
+    X_all, samples = load_model_input(layout, months, cfg, training_dates(train_month, cfg))
     as_of = session_calendar.rebalance_date(train_month)
     bars = read_months(layout, "raw_bars/daily", months)
     labels = compute_labels(bars, samples, training_label_horizon(cfg), as_of).to_numpy(dtype=np.float64)
@@ -146,21 +151,8 @@ def load_generator(layout: Layout, gan_id: str) -> dict:
 
 
 def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact, layout: Layout):
-    from factor_pipeline.model import gan
-
-    X, y = list(data.X), list(data.y)
-    if cfg.gan.mode == "transform":
-        state = load_generator(layout, gan_artifact.gan_id)
-        X = [gan.transform(state, cfg.gan, x) for x in X]
-    every_date = list(zip(X, y))
-    train = list(zip(X[: data.n_train], y[: data.n_train]))
-    val = list(zip(X[data.val_start :], y[data.val_start :]))
-    if cfg.gan.mode == "augment" and cfg.gan.augment_ratio > 0:
-        state = load_generator(layout, gan_artifact.gan_id)
-        n_real = sum(len(b[1]) for b in train)
-        X_gen, y_gen = gan.generate(state, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
-        train = augment_batches(train, X_gen, y_gen)
-    return train, val, every_date
+    generator = load_generator(layout, gan_artifact.gan_id) if gan_artifact.gan_id else None
+    return gan_batches(data, cfg, generator)
 
 
 @dataclass
@@ -186,8 +178,8 @@ def ensure_checkpoint(
         except checkpoints.CheckpointError as exc:
             log(f"retraining: the stored checkpoint is unusable ({exc})")
     with torch_threads(cfg.model.num_threads):
-        train, val, every_date = _training_batches(data, cfg, gan_artifact, layout)
-        state, results = train_members(train, val, cfg, log=log, every_date=every_date)
+        train, val = _training_batches(data, cfg, gan_artifact, layout)
+        state, results = train_members(train, val, cfg, log=log)
     result = results[0]
     sidecar = {
         "checkpoint_id": checkpoint_id,
@@ -213,22 +205,3 @@ def ensure_checkpoint(
     }
     checkpoints.save_checkpoint(path, state, sidecar)
     return CheckpointArtifact(checkpoint_id, path, sidecar, True)
-
-
-def predict_month(
-    layout: Layout, X: np.ndarray, checkpoint_id: str, cfg: Config, samples: pd.DataFrame | None = None
-) -> np.ndarray:
-    """pRet of the samples X (one date's cross-section; ``samples`` its rows, needed with inputs = "scale")
-    with the given checkpoint (after the GAN transform in transform mode). With step channels configured, X
-    already holds them (:func:`training.with_step_channels`)."""
-    from factor_pipeline.model import checkpoints, gan, gru
-
-    state, sidecar = checkpoints.load_checkpoint(layout.checkpoints / f"{checkpoint_id}.pt", expected={"checkpoint_id": checkpoint_id})
-    if cfg.model.inputs != "window":
-        if samples is None:
-            raise ValueError("gru.inputs='scale': predict_month needs the samples' rows for their side inputs")
-        X = model_inputs(X, samples, cfg)
-    with torch_threads(cfg.model.num_threads):
-        if sidecar.get("gan_mode") == "transform":
-            X = gan.transform(load_generator(layout, sidecar["gan_id"]), cfg.gan, X)
-        return gru.predict(state, X, cfg.model, n_features=X.shape[-1])

@@ -20,7 +20,8 @@ import pandas as pd
 
 from factor_pipeline.market import session_calendar
 from factor_pipeline.config import Config
-from factor_pipeline.stats import MAD_SCALE, ols_residual, zscore
+from factor_pipeline.model.inputs import exposure_residual
+from factor_pipeline.stats import MAD_SCALE, zscore
 from factor_pipeline.storage import StorageError
 
 Log = Callable[[str], None]
@@ -148,101 +149,9 @@ def transform_labels(values: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"unknown label transform {how!r}")
 
 
-# The samples' column of each risk exposure (config.RISK_EXPOSURES) other than industry, whose dummies come
-# from the samples' industry column.
-EXPOSURE_COLUMNS = {"size": "log_float_mcap", "beta": "market_beta"}
-
-
-def neutralize(
-    values: np.ndarray, rows: pd.DataFrame, exposures: tuple[str, ...], setting: str = "model.label_neutralize"
-) -> np.ndarray:
-    """One date's values (labels [n], or step channels [n, k]) less their OLS fit on the named exposures of
-    ``rows`` (the same samples); ``setting`` names the option in errors.
-
-    A missing exposure value is set to the date's median, so that no sample is dropped.
-    """
-    if not exposures:
-        return values
-    groups = rows["industry"].to_numpy() if "industry" in exposures else None
-    covariates = []
-    for name in exposures:
-        if name in EXPOSURE_COLUMNS:
-            if EXPOSURE_COLUMNS[name] not in rows.columns:
-                raise StorageError(
-                    f"{setting}={exposures} needs the samples' {EXPOSURE_COLUMNS[name]} column: "
-                    "re-materialise the samples"
-                )
-            x = rows[EXPOSURE_COLUMNS[name]].to_numpy(dtype=np.float64)
-            finite = np.isfinite(x)
-            covariates.append(np.where(finite, x, np.median(x[finite]) if finite.any() else 0.0))
-    return ols_residual(np.asarray(values, dtype=np.float64), groups, *covariates)
-
-
 def purge_gap(cfg: Config) -> int:
     """Dates dropped before the first validation date, so that no validation label window overlaps a training one."""
     return math.ceil(training_label_horizon(cfg) / cfg.samples.sample_every) if cfg.model.purge else 0
-
-
-def model_inputs(X: np.ndarray, samples: pd.DataFrame, cfg: Config) -> np.ndarray:
-    """What the GRU reads: the sequences, plus (inputs = "scale") each sample's side inputs repeated at every step.
-
-    ``samples`` holds the rows of X in order (features.store.load_samples with eligible_only=True).
-    """
-    from factor_pipeline.features.samples import SIDE_COLUMNS, STATE_SIDE_COLUMNS
-
-    if cfg.model.inputs == "window":
-        return X
-    if cfg.model.inputs == "scale_steps":
-        # Measured in bench/bench_training.py only; in the pipeline the same channels are model.step_channels.
-        raise NotImplementedError("gru.inputs='scale_steps' is a bench option; in the pipeline set model.step_channels")
-    columns = {
-        "scale_all": SIDE_COLUMNS,
-        "scale": STATE_SIDE_COLUMNS,
-        "scale_vol": tuple(c for c in STATE_SIDE_COLUMNS if c.startswith("logvol_")),
-    }[cfg.model.inputs]
-    missing = [c for c in columns if c not in samples.columns]
-    if missing:
-        raise StorageError(
-            f"gru.inputs='scale' needs the samples' side inputs ({missing[0]}, ...): re-materialise the samples"
-        )
-    side = samples[list(columns)].to_numpy(dtype=np.float32)
-    side = np.broadcast_to(side[:, None, :], (len(X), X.shape[1], side.shape[1]))
-    return np.concatenate([X, side], axis=2)
-
-
-def with_step_channels(
-    X: np.ndarray, steps: np.ndarray | None, cfg: Config, samples: pd.DataFrame | None = None
-) -> np.ndarray:
-    """The window as the model reads it: X with the configured step channels (ModelConfig.step_channels) of
-    ``steps`` (features.samples.scale_steps, the same rows) appended along the last axis, made neutral to
-    ``model.step_neutralize`` within each date of ``samples`` (the rows of X, needed only then), and cut to the
-    last ``model.window_steps`` steps when that is set; X itself when none is configured."""
-    if cfg.model.step_channels:
-        from factor_pipeline.features.samples import STATE_FEATURES
-
-        if steps is None:
-            raise ValueError("model.step_channels needs the samples' step channels (features.store.load_steps)")
-        keep = [STATE_FEATURES.index(c) for c in cfg.model.step_channels]
-        channels = np.asarray(steps[..., keep], dtype=np.float32)
-        if cfg.model.step_neutralize:
-            channels = _neutral_steps(channels, samples, cfg.model.step_neutralize)
-        X = np.concatenate([X, channels], axis=2)
-    if cfg.model.window_steps:
-        X = X[:, -cfg.model.window_steps :]
-    return X
-
-
-def _neutral_steps(channels: np.ndarray, samples: pd.DataFrame | None, exposures: tuple[str, ...]) -> np.ndarray:
-    """Step channels [n, steps, k] less their fit on ``exposures`` across each date's stocks, step by step."""
-    if samples is None or len(samples) != len(channels):
-        raise ValueError("model.step_neutralize needs the samples' rows beside their step channels")
-    out = np.empty_like(channels)
-    _, steps, k = channels.shape
-    for rows in samples.groupby("trade_date", sort=False).indices.values():
-        flat = channels[rows].reshape(len(rows), steps * k)
-        neutral = neutralize(flat, samples.iloc[rows], exposures, "model.step_neutralize")
-        out[rows] = neutral.reshape(len(rows), steps, k)
-    return out
 
 
 def group_training_data(
@@ -257,7 +166,7 @@ def group_training_data(
         X_d, y_d = np.ascontiguousarray(X_all[rows], dtype=np.float32), labels[rows]
         codes = samples["ts_code"].to_numpy()[rows]
         grouped_X.append(X_d)
-        y_neutral = neutralize(y_d, samples.iloc[rows], cfg.model.label_neutralize)
+        y_neutral = exposure_residual(y_d, samples.iloc[rows], cfg.model.label_neutralize)
         grouped_y.append(transform_labels(y_neutral, cfg.model.label_transform))
         used_dates.append(pd.Timestamp(date))
         digest.update(str(date).encode())
@@ -294,28 +203,31 @@ def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
     return out
 
 
-def train_members(train, val, cfg: Config, log: Log | None = None, every_date=None):
-    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results).
+def gan_batches(data: TrainingData, cfg: Config, generator=None):
+    """(training batches, validation batches) of a window after the GAN stage: every date through the
+    ``generator`` (transform mode), or each training date joined by its share of generated samples (augment
+    mode, :func:`augment_batches`); the dates as they are with the GAN off."""
+    from factor_pipeline.model import gan
 
-    With ``model.refit`` each member is trained again from its seed on ``every_date`` (all of the window's
-    dates: training, purged and validation, in time order) for the number of epochs that early stopping chose,
-    and the refitted weights are kept; ``results`` stay those of the early-stopped fits.
-    """
+    X, y = list(data.X), list(data.y)
+    if cfg.gan.mode == "transform":
+        X = [gan.transform(generator, cfg.gan, x) for x in X]
+    train = list(zip(X[: data.n_train], y[: data.n_train]))
+    val = list(zip(X[data.val_start :], y[data.val_start :]))
+    if cfg.gan.mode == "augment" and cfg.gan.augment_ratio > 0:
+        n_real = sum(len(b[1]) for b in train)
+        X_gen, y_gen = gan.generate(generator, cfg.gan, int(round(n_real * cfg.gan.augment_ratio)), seed=cfg.model.seed + 1)
+        train = augment_batches(train, X_gen, y_gen)
+    return train, val
+
+
+def train_members(train, val, cfg: Config, log: Log | None = None, build: "gru.Build | None" = None):
+    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results)."""
     from factor_pipeline.model import checkpoints, gru
 
     n_features = train[0][0].shape[-1]
-    results, states = [], []
-    for i in range(cfg.model.ensemble):
-        result = gru.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log)
-        results.append(result)
-        if cfg.model.refit:
-            if every_date is None:
-                raise ValueError("model.refit needs every date of the window (train_members(..., every_date=...))")
-            epochs = max(1, result.best_epoch)
-            refit = gru.train_gru(every_date, [], cfg.model, n_features, cfg.model.seed + i, log, fixed_epochs=epochs)
-            states.append(refit.state_dict)
-        else:
-            states.append(result.state_dict)
-    return checkpoints.pack_ensemble(states), results
-
-
+    results = [
+        gru.train_gru(train, val, cfg.model, n_features, cfg.model.seed + i, log, build or gru.build_model)
+        for i in range(cfg.model.ensemble)
+    ]
+    return checkpoints.pack_ensemble([r.state_dict for r in results]), results

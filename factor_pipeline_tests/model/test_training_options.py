@@ -1,4 +1,4 @@
-"""The measured training options: purged split, label transforms, augment within a date, ensembles, side inputs."""
+"""The measured training options: purged split, label transforms, augment within a date, ensembles, step channels."""
 
 import numpy as np
 import pandas as pd
@@ -7,7 +7,7 @@ import torch
 
 from factor_pipeline.model import checkpoints, gru
 from factor_pipeline.market import session_calendar
-from factor_pipeline.model import training
+from factor_pipeline.model import inputs, training
 from factor_pipeline.config import SEED_TRAINING, ConfigError, profile_config, seed_training
 
 
@@ -108,30 +108,9 @@ def test_augment_puts_generated_samples_inside_each_dates_label_distribution():
     assert np.array_equal(np.argsort(first_generated, kind="stable"), np.argsort(y_gen[chunk], kind="stable"))
 
 
-def test_scale_inputs_add_the_side_columns_at_every_step():
-    from factor_pipeline.features.samples import SIDE_COLUMNS
-
-    cfg = profile_config("smoke").replace(model={"inputs": "scale_all"})
-    X = np.zeros((3, 40, 18), dtype=np.float32)
-    side = np.arange(3 * len(SIDE_COLUMNS), dtype=np.float32).reshape(3, -1)
-    samples = pd.DataFrame(side, columns=list(SIDE_COLUMNS))
-    out = training.model_inputs(X, samples, cfg)
-    assert out.shape == (3, 40, 18 + len(SIDE_COLUMNS))
-    assert np.array_equal(out[:, 7, 18:], side) and np.array_equal(out[:, 0, 18:], side)
-    # "scale" leaves out the price and size levels, whose window statistics identify a stock.
-    state = training.model_inputs(X, samples, cfg.replace(model={"inputs": "scale"}))
-    levels = {"close", "open", "high", "low", "vwap", "volume", "amount"}
-    kept = [i for i, c in enumerate(SIDE_COLUMNS) if c.split("_", 1)[1] not in levels]
-    assert state.shape == (3, 40, 18 + 22) and len(kept) == 22
-    assert np.array_equal(state[:, 5, 18:], side[:, kept])
-    assert training.model_inputs(X, samples, profile_config("smoke")) is X
-    with pytest.raises(Exception, match="side inputs"):
-        training.model_inputs(X, pd.DataFrame(index=range(3)), cfg)
-
-
 def test_invalid_options_are_rejected():
     cfg = profile_config("smoke")
-    for change in ({"label_transform": "log"}, {"inputs": "raw"}, {"ensemble": 0}, {"dropout": 1.0}, {"weight_decay": -1.0}):
+    for change in ({"label_transform": "log"}, {"ensemble": 0}, {"dropout": 1.0}, {"weight_decay": -1.0}):
         with pytest.raises(ConfigError):
             cfg.replace(model=change)
 
@@ -182,22 +161,6 @@ def test_dropout_and_weight_decay_change_training_but_not_the_seeds_weights_layo
     assert len(dropped) == len(plain)
 
 
-def test_side_inputs_at_the_head_skip_the_gru():
-    cfg = seed_training(profile_config("smoke")).replace(model={"inputs": "scale", "side_at": "head"})
-    net = gru.build_model(cfg.model, 18 + 22)
-    assert net.grus[0].input_size == 18 and net.head_side == 22
-    x = torch.randn(5, 40, 18 + 22)
-    out = net(x)
-    # Side channels are read at the last step only: changing them earlier changes nothing.
-    earlier = x.clone()
-    earlier[:, :-1, 18:] = 0.0
-    assert torch.equal(net(earlier), out)
-    changed = x.clone()
-    changed[:, -1, 18:] += 1.0
-    assert not torch.allclose(net(changed), out)
-    assert gru.build_model(cfg.replace(model={"side_at": "gru"}).model, 40).grus[0].input_size == 40
-
-
 def test_the_seed_preset_is_one_environment_switch_away(monkeypatch, tmp_path):
     from factor_pipeline.pipeline.resources import PipelineResource
 
@@ -221,9 +184,9 @@ def test_step_channels_join_the_window_in_their_configured_order():
     X = np.zeros((3, 40, 18), dtype=np.float32)
     steps = np.arange(3 * 40 * len(STATE_FEATURES), dtype=np.float32).reshape(3, 40, -1)
     plain = seed_training(profile_config("smoke"))
-    assert training.with_step_channels(X, steps, plain) is X
+    assert inputs.model_input(X, steps, None, plain) is X
     cfg = plain.replace(model={"step_channels": ("overnight_ret", "ret")})
-    out = training.with_step_channels(X, steps, cfg)
+    out = inputs.model_input(X, steps, None, cfg)
     assert out.shape == (3, 40, 20) and out.dtype == np.float32
     assert np.array_equal(out[..., 18], steps[..., STATE_FEATURES.index("overnight_ret")])
     assert np.array_equal(out[..., 19], steps[..., STATE_FEATURES.index("ret")])
@@ -232,25 +195,9 @@ def test_step_channels_join_the_window_in_their_configured_order():
             plain.replace(model={"step_channels": bad})
 
 
-def test_step_channels_enter_the_gru_and_side_inputs_at_the_head_stay_after_them():
+def test_step_channels_enter_the_gru():
     cfg = profile_config("smoke").replace(model={"step_channels": ("ret", "intraday_ret", "overnight_ret")})
     assert gru.build_model(cfg.model, 21).grus[0].input_size == 21
-    head = cfg.replace(model={"inputs": "scale", "side_at": "head"})
-    net = gru.build_model(head.model, 21 + 22)
-    assert net.grus[0].input_size == 21 and net.head_side == 22
-
-
-def test_linear_skip_reads_the_step_channels_over_the_whole_window(torch_one_thread):
-    cfg = profile_config("smoke").replace(model={"step_channels": ("ret",), "linear_skip": True})
-    net = gru.build_model(cfg.model, 19, seq_len=40)
-    assert net.skip is not None and net.skip.in_features == 40
-    assert gru.build_model(cfg.replace(model={"linear_skip": False}).model, 19).skip is None
-    x = torch.randn(4, 40, 19)
-    with torch.no_grad():
-        net.skip.weight.zero_()
-        base = net(x)
-        net.skip.weight[0, 39] = 2.0  # the last step of the step channel
-        assert torch.allclose(net(x) - base, 2.0 * x[:, 39, 18], atol=1e-6)
 
 
 def test_training_with_step_channels_is_deterministic(torch_one_thread):
@@ -261,38 +208,6 @@ def test_training_with_step_channels_is_deterministic(torch_one_thread):
     b, _ = training.train_members(batches[:3], batches[3:], cfg)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert gru.predict(a, batches[4][0], cfg.model, n_features=19).shape == (30,)
-
-
-def test_refit_trains_each_member_again_on_every_date_for_the_chosen_epochs(torch_one_thread):
-    base = profile_config("smoke").replace(model={"max_epochs": 3, "patience": 2})
-    cfg = base.replace(model={"refit": True, "ensemble": 2})
-    train, val = _tiny_batches(0), _tiny_batches(1, n_dates=2)
-    every = train + _tiny_batches(2, n_dates=1) + val  # training, purged and validation dates
-    with pytest.raises(ValueError, match="every date"):
-        training.train_members(train, val, cfg)
-    state, results = training.train_members(train, val, cfg, every_date=every)
-    members = checkpoints.unpack_ensemble(state)
-    for i, (member, result) in enumerate(zip(members, results)):
-        early, _ = training.train_members(train, val, base.replace(model={"seed": base.model.seed + i}))
-        assert all(torch.equal(early[k], result.state_dict[k]) for k in early)  # the early-stopped fit is unchanged
-        refit = gru.train_gru(every, [], cfg.model, 18, base.model.seed + i, fixed_epochs=max(1, result.best_epoch))
-        assert all(torch.equal(member[k], refit.state_dict[k]) for k in member)
-        assert refit.epochs_run == max(1, result.best_epoch) and not refit.val_ic
-    again, _ = training.train_members(train, val, cfg, every_date=every)
-    assert all(torch.equal(again[k], state[k]) for k in state)
-
-
-def test_window_steps_keeps_the_last_steps_of_the_window_and_its_step_channels():
-    X = np.arange(2 * 40 * 18, dtype=np.float32).reshape(2, 40, 18)
-    steps = -np.arange(2 * 40 * 11, dtype=np.float32).reshape(2, 40, 11)
-    cfg = profile_config("smoke").replace(model={"window_steps": 20, "step_channels": ("ret",), "step_neutralize": ()})
-    out = training.with_step_channels(X, steps, cfg)
-    assert out.shape == (2, 20, 19)
-    assert np.array_equal(out[:, :, :18], X[:, 20:]) and np.array_equal(out[:, -1, 18], steps[:, -1, 1])
-    with pytest.raises(ValueError, match="step channels"):
-        training.with_step_channels(X, None, cfg)
-    with pytest.raises(ConfigError, match="window_steps"):
-        cfg.replace(model={"window_steps": 41})
 
 
 def test_a_shorter_training_label_reaches_closer_to_the_training_date_and_purges_less():
@@ -309,23 +224,6 @@ def test_a_shorter_training_label_reaches_closer_to_the_training_date_and_purges
         cfg.replace(model={"label_horizon": -1})
 
 
-def test_scale_vol_adds_only_the_log_volatilities_and_a_linear_side_read_is_added_to_the_output():
-    from factor_pipeline.features.samples import STATE_SIDE_COLUMNS
-
-    cfg = seed_training(profile_config("smoke")).replace(model={"inputs": "scale_vol", "side_at": "linear"})
-    vol_columns = [c for c in STATE_SIDE_COLUMNS if c.startswith("logvol_")]
-    samples = pd.DataFrame(np.ones((2, len(STATE_SIDE_COLUMNS))), columns=list(STATE_SIDE_COLUMNS))
-    assert training.model_inputs(np.zeros((2, 40, 18), np.float32), samples, cfg).shape == (2, 40, 18 + len(vol_columns))
-    net = gru.build_model(cfg.model, 18 + 11)
-    assert net.grus[0].input_size == 18 and net.mlp[0].in_features == cfg.model.gru_hidden[-1]
-    x = torch.randn(4, 40, 18 + 11)
-    shifted = x.clone()
-    shifted[:, -1, 18:] += 1.0
-    # Linear in the side inputs: the output moves by the sum of the read's weights.
-    with torch.no_grad():
-        np.testing.assert_allclose((net(shifted) - net(x)).numpy(), net.side_read.weight.sum().item(), rtol=1e-4)
-
-
 def test_neutralized_labels_are_orthogonal_to_the_exposures_and_off_by_default():
     rng = np.random.default_rng(3)
     rows = pd.DataFrame(
@@ -337,18 +235,18 @@ def test_neutralized_labels_are_orthogonal_to_the_exposures_and_off_by_default()
     )
     rows.loc[4, "market_beta"] = np.nan  # a missing exposure takes the date's median: no sample is dropped
     y = rng.normal(size=30) + 0.5 * rows["log_float_mcap"].to_numpy()
-    assert training.neutralize(y, rows, ()) is y
-    out = training.neutralize(y, rows, ("industry", "size", "beta"))
+    assert inputs.exposure_residual(y, rows, ()) is y
+    out = inputs.exposure_residual(y, rows, ("industry", "size", "beta"))
     beta = rows["market_beta"].fillna(rows["market_beta"].median()).to_numpy()
     for industry in ("801010", "801080"):
         assert abs(out[rows["industry"].to_numpy() == industry].mean()) < 1e-10
     assert abs(out @ rows["log_float_mcap"].to_numpy()) < 1e-8 and abs(out @ beta) < 1e-8
     # Size only: an intercept and the slope on size, nothing else.
     slope, intercept = np.polyfit(rows["log_float_mcap"], y, 1)
-    np.testing.assert_allclose(training.neutralize(y, rows, ("size",)),
+    np.testing.assert_allclose(inputs.exposure_residual(y, rows, ("size",)),
                                y - intercept - slope * rows["log_float_mcap"].to_numpy(), atol=1e-10)
     with pytest.raises(Exception, match="re-materialise the samples"):
-        training.neutralize(y, rows.drop(columns="market_beta"), ("beta",))
+        inputs.exposure_residual(y, rows.drop(columns="market_beta"), ("beta",))
 
 
 def test_step_neutralize_takes_each_dates_industry_mean_out_of_every_step_channel_and_step():
@@ -365,8 +263,8 @@ def test_step_neutralize_takes_each_dates_industry_mean_out_of_every_step_channe
     X = rng.normal(size=(20, 40, 18)).astype(np.float32)
     steps = rng.normal(size=(20, 40, len(STATE_FEATURES))).astype(np.float32)
     cfg = profile_config("smoke").replace(model={"step_channels": ("ret", "overnight_ret"), "step_neutralize": ()})
-    plain = training.with_step_channels(X, steps, cfg)
-    neutral = training.with_step_channels(X, steps, cfg.replace(model={"step_neutralize": ("industry",)}), samples)
+    plain = inputs.model_input(X, steps, None, cfg)
+    neutral = inputs.model_input(X, steps, samples, cfg.replace(model={"step_neutralize": ("industry",)}))
     assert np.array_equal(neutral[..., :18], X)
     for j, name in enumerate(("ret", "overnight_ret")):
         frame = pd.DataFrame(steps[..., STATE_FEATURES.index(name)])  # [row, step]
@@ -375,11 +273,11 @@ def test_step_neutralize_takes_each_dates_industry_mean_out_of_every_step_channe
         np.testing.assert_allclose(neutral[..., 18 + j], expected, atol=1e-5)
         assert not np.allclose(plain[..., 18 + j], neutral[..., 18 + j])
     with pytest.raises(ValueError, match="rows"):
-        training.with_step_channels(X, steps, cfg.replace(model={"step_neutralize": ("industry",)}))
+        inputs.model_input(X, steps, None, cfg.replace(model={"step_neutralize": ("industry",)}))
     with pytest.raises(ConfigError, match="step_neutralize"):
         cfg.replace(model={"step_neutralize": ("momentum",)})
     window_only = seed_training(cfg).replace(model={"step_neutralize": ("industry",)})  # nothing to act on
-    assert training.with_step_channels(X, steps, window_only) is X
+    assert inputs.model_input(X, steps, None, window_only) is X
 
 
 def test_label_neutralize_changes_the_training_labels_only_when_asked():
@@ -402,6 +300,6 @@ def test_label_neutralize_changes_the_training_labels_only_when_asked():
                for i, a in enumerate(plain.y))
     neutral = training.group_training_data("2024-06", samples, X, labels, cfg.replace(model={"label_neutralize": ("industry",)}))
     industry = samples["industry"].to_numpy()[:n_stocks]
-    first = training.neutralize(labels[:n_stocks], samples.iloc[:n_stocks], ("industry",))
+    first = inputs.exposure_residual(labels[:n_stocks], samples.iloc[:n_stocks], ("industry",))
     np.testing.assert_allclose(neutral.y[0], training.transform_labels(first, cfg.model.label_transform))
     assert not np.array_equal(neutral.y[0], plain.y[0]) and len(set(industry)) == 2
