@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import shutil
 import tempfile
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 import bench_pipeline
+from factor_pipeline.evaluation.metrics import mean_and_se
 
 SHARED = ["source", "calendar", "raw_bars", "features", "samples"]
 
@@ -37,8 +37,8 @@ def _read(home: Path, table: str, first: str, last: str) -> pd.DataFrame:
 
 
 def _mean_se(values: pd.Series) -> tuple[float, float]:
-    values = values.dropna()
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+    out = mean_and_se(values)
+    return out["mean"], out["se"]
 
 
 def _checkpoint_precisions(home: Path) -> list[str]:

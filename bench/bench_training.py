@@ -40,6 +40,7 @@ from factor_pipeline.model import gan
 from factor_pipeline.model import experimental
 from factor_pipeline.model.experimental import experimental as experimental_config
 from factor_pipeline.market import session_calendar
+from factor_pipeline.market.store import stocks_as_of
 from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
 from factor_pipeline.config import SEED_TRAINING, STEP_CHANNELS, Config, profile_config  # noqa: E402
@@ -130,14 +131,6 @@ def month_range(first: str, last: str) -> list[str]:
     return session_calendar.months_between(first, last)
 
 
-def _stocks_as_of(stocks: pd.DataFrame, month: str) -> pd.DataFrame:
-    """The stocks table as the pipeline's raw_bars has it at d(m): listed names, future delistings unknown."""
-    rebalance = session_calendar.rebalance_date(month)
-    out = stocks[stocks["list_date"] <= rebalance].reset_index(drop=True)
-    out["delist_date"] = out["delist_date"].where(out["delist_date"] <= rebalance, pd.NaT)
-    return out
-
-
 class Dataset:
     """Samples, labels, truth and baselines of one market, months first..last (plus their history)."""
 
@@ -181,7 +174,7 @@ class Dataset:
         for m in self.months:
             history = pd.concat([feats[k] for k in month_range(session_calendar.shift_month(m, -SEQUENCE_LOOKBACK_MONTHS), m)], ignore_index=True)
             bars = pd.concat([by_month[k] for k in (session_calendar.shift_month(m, -1), m) if k in by_month], ignore_index=True)
-            X, table = build_samples(history, bars, _stocks_as_of(stocks, m), m, self.cfg.samples)
+            X, table = build_samples(history, bars, stocks_as_of(stocks, session_calendar.rebalance_date(m)), m, self.cfg.samples)
             steps.append(scale_steps(history, table, self.cfg.samples))
             table = table[table["seq_index"] >= 0].reset_index(drop=True)
             table["seq_index"] += offset

@@ -134,9 +134,10 @@ def main() -> None:
             rev = pd.Series({k: v[1] for k, v in per_month.items()})
             diff = tc - rev
             key = f"{name} lam={lam:g}"
-            out[key] = {"truth_corr": [tc.mean(), tc.std() / np.sqrt(len(tc))], "minus_reversal": [diff.mean(), diff.std() / np.sqrt(len(diff))]}
-            print(f"{args.target} {key}: truth_corr {tc.mean():.3f} +- {tc.std() / np.sqrt(len(tc)):.3f}  "
-                  f"- reversal {diff.mean():+.3f} +- {diff.std() / np.sqrt(len(diff)):.3f}  ({len(tc)} months)", flush=True)
+            level, gap = metrics.mean_and_se(tc), metrics.paired_difference(tc, rev)
+            out[key] = {"truth_corr": [level["mean"], level["se"]], "minus_reversal": [gap["mean"], gap["se"]]}
+            print(f"{args.target} {key}: truth_corr {level['mean']:.3f} +- {level['se']:.3f}  "
+                  f"- reversal {gap['mean']:+.3f} +- {gap['se']:.3f}  ({len(tc)} months)", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1))
 

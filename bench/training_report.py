@@ -12,21 +12,18 @@ pooled the same way), "IC - reversal" the paired difference against the 20-day r
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-
-def _se(values: pd.Series) -> float:
-    values = values.dropna()
-    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from factor_pipeline.evaluation.metrics import mean_and_se  # noqa: E402
 
 
 def _cell(values: pd.Series, digits: int = 3) -> str:
-    return f"{values.mean():+.{digits}f} ± {_se(values):.{digits}f}".lstrip("+")
+    return f"{values.mean():+.{digits}f} ± {mean_and_se(values)['se']:.{digits}f}".lstrip("+")
 
 
 def _pooled(runs: list[dict], key: str) -> pd.Series:

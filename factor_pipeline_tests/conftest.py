@@ -50,7 +50,7 @@ def torch_one_thread():
 
 @pytest.fixture(autouse=True)
 def keep_the_active_calendar():
-    """Loading an input directory activates its calendar process-wide; no test leaks it into the next."""
+    """A test that activates a calendar (as the pipeline's resource does) leaks it into no other."""
     from factor_pipeline.market import session_calendar
 
     previous = session_calendar.active()

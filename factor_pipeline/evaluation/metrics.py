@@ -92,14 +92,7 @@ def truth_corr(factor, expected) -> float:
 def paired_difference(a, b) -> dict:
     """Mean of the monthly differences a - b over the months with both, with its standard error
     (std of the differences, ddof = 1, over sqrt(n)): how METRICS.md judges two factors."""
-    a, b = pd.Series(a, dtype="float64"), pd.Series(b, dtype="float64")
-    diff = (a - b).dropna()
-    n = len(diff)
-    return {
-        "mean": float(diff.mean()) if n else math.nan,
-        "se": float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
-        "months": n,
-    }
+    return mean_and_se(pd.Series(a, dtype="float64") - pd.Series(b, dtype="float64"))
 
 
 def mean_and_se(values) -> dict:
@@ -251,7 +244,7 @@ def _complete_mask(frame: pd.DataFrame) -> pd.Series:
     return frame["complete"].astype("boolean").fillna(False).astype(bool)
 
 
-def _window(months: pd.Series, latest: str, n: int = ONE_YEAR_MONTHS) -> pd.Series:
+def one_year_window(months: pd.Series, latest: str, n: int = ONE_YEAR_MONTHS) -> pd.Series:
     """Months within the ``n`` calendar months ending at ``latest`` (inclusive)."""
     first = (pd.Period(latest, freq="M") - (n - 1)).strftime("%Y-%m")
     return (months >= first) & (months <= latest)
@@ -270,7 +263,7 @@ def _industry_tops(table: pd.DataFrame, column: str, latest: str | None) -> tupl
     table = table[table["industry"] != EXCLUDED_FROM_ATTRIBUTION]
     months = table["month"].astype(str)
     latest_values = table[months == latest].set_index("industry")[column]
-    year = table[_window(months, latest)].groupby("industry")[column].mean()  # NaN months skipped
+    year = table[one_year_window(months, latest)].groupby("industry")[column].mean()  # NaN months skipped
     return _top(latest_values), _top(year)
 
 
@@ -333,7 +326,7 @@ def summarize(
         "ic_std": float(ic_values.std(ddof=1)) if ic_values.notna().sum() >= 2 else math.nan,
         "icir": icir(ic_values),
         "rank_icir": icir(ic_used["rank_ic"].astype("float64")),
-        "one_year_ic": _mean(ic_values[_window(months, latest_month)]) if latest_month else math.nan,
+        "one_year_ic": _mean(ic_values[one_year_window(months, latest_month)]) if latest_month else math.nan,
         "latest_month": latest_month,
         "latest_ic": float(latest["ic"]) if latest is not None else math.nan,
         "latest_rank_ic": float(latest["rank_ic"]) if latest is not None else math.nan,

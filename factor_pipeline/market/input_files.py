@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from factor_pipeline.market import session_calendar
-from factor_pipeline.market.trading_rules import canonical_industry
+from factor_pipeline.market.trading_rules import canonical_industry, high_low_violations
 
 SOURCE_ENV = "FACTOR_PIPELINE_SOURCE"
 
@@ -49,7 +49,6 @@ _ISO_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$"
 _MONTH_KEY_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _TRUE = frozenset({"true", "t", "1", "1.0", "yes", "y"})
 _FALSE = frozenset({"false", "f", "0", "0.0", "no", "n", ""})
-_PRICE_TOLERANCE = 1e-9  # relative; high/low checks ignore float noise below this
 
 
 class InputValidationError(ValueError):
@@ -376,7 +375,9 @@ def _validate_stocks(file: str, raw: pd.DataFrame) -> pd.DataFrame:
     return stocks.sort_values("ts_code", kind="stable").reset_index(drop=True)
 
 
-def _validate_daily(file: str, raw: pd.DataFrame, stocks: pd.DataFrame, stocks_file: str) -> pd.DataFrame:
+def _validate_daily(
+    file: str, raw: pd.DataFrame, stocks: pd.DataFrame, stocks_file: str, calendar: session_calendar.SessionCalendar | None
+) -> pd.DataFrame:
     raw = raw.reset_index(drop=True)
     chk = _Checker(file, raw, ("ts_code", "trade_date"))
     _require_columns(chk, DAILY_REQUIRED)
@@ -388,7 +389,7 @@ def _validate_daily(file: str, raw: pd.DataFrame, stocks: pd.DataFrame, stocks_f
     # The calendar: before its start, not a session, a session with no bars at all. Rows past the calendar
     # are validated like any other and then set aside: the months the calendar covers stay usable, and a
     # month past it fails when read, naming the calendar file to supply.
-    calendar = session_calendar.active()
+    calendar = calendar or session_calendar.active()
     sessions, horizon = calendar.sessions, calendar.known_until
     first_session = sessions[0]
     date_days = dates.astype("datetime64[ns]")
@@ -443,14 +444,15 @@ def _validate_daily(file: str, raw: pd.DataFrame, stocks: pd.DataFrame, stocks_f
         chk.check(column, ~(v > 0), lambda p, c=column, v=v: (v[p], f"{c} {_fmt_number(v[p])} is not positive"))
     o, h, low, c = values["open"], values["high"], values["low"], values["close"]
     top, bottom = np.maximum(o, c), np.minimum(o, c)
+    bad_high, bad_low = high_low_violations(o, h, low, c)
     chk.check(
         "high",
-        h < top * (1 - _PRICE_TOLERANCE),
+        bad_high,
         lambda p: (h[p], f"high {_fmt_number(h[p])} is below max(open, close) {_fmt_number(top[p])}"),
     )
     chk.check(
         "low",
-        low > bottom * (1 + _PRICE_TOLERANCE),
+        bad_low,
         lambda p: (low[p], f"low {_fmt_number(low[p])} is above min(open, close) {_fmt_number(bottom[p])}"),
     )
     for column in ("volume", "amount"):
@@ -544,11 +546,12 @@ def _validate_truth(file: str, raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def validate_frames(daily: pd.DataFrame, stocks: pd.DataFrame, truth: pd.DataFrame | None = None,
-                    label: str = "input") -> MarketFrames:
-    """Validate and canonicalise in-memory frames (e.g. the synthetic market) with the file checks."""
+                    label: str = "input", calendar: session_calendar.SessionCalendar | None = None) -> MarketFrames:
+    """Validate and canonicalise in-memory frames (e.g. the synthetic market) with the file checks, the bars
+    against ``calendar`` (the active one when None)."""
     stocks_file, daily_file = f"{label} stocks", f"{label} daily"
     canonical_stocks = _validate_stocks(stocks_file, _normalise_columns(stocks, stocks_file))
-    canonical_daily = _validate_daily(daily_file, _normalise_columns(daily, daily_file), canonical_stocks, stocks_file)
+    canonical_daily = _validate_daily(daily_file, _normalise_columns(daily, daily_file), canonical_stocks, stocks_file, calendar)
     canonical_truth = None
     if truth is not None:
         canonical_truth = _validate_truth(f"{label} truth", _normalise_columns(truth, f"{label} truth"))
@@ -648,9 +651,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     return _read_csv(path) if path.suffix.lower() == ".csv" else _read_parquet(path)
 
 
-def read_inputs(files: dict[str, Path]) -> MarketFrames:
+def read_inputs(files: dict[str, Path], calendar: session_calendar.SessionCalendar | None = None) -> MarketFrames:
     stocks = _validate_stocks(files["stocks"].name, _read_table(files["stocks"]))
-    daily = _validate_daily(files["daily"].name, _read_table(files["daily"]), stocks, files["stocks"].name)
+    daily = _validate_daily(files["daily"].name, _read_table(files["daily"]), stocks, files["stocks"].name, calendar)
     return MarketFrames(daily, stocks, None)
 
 

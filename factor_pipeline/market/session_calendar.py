@@ -13,15 +13,15 @@ each next year's holidays around November. Past that horizon the sessions come f
 
 A day past every calendar raises :class:`CalendarHorizonError` naming the file to supply; nothing guesses.
 
-The calendar in use is process-wide: the Dagster resource activates the one of its source before a step
-runs (:func:`activate`), and a process that never activates one resolves it from the environment.
+The calendar in use is process-wide: the pipeline layer resolves its source's calendar
+(market/calendar_source.py) and activates it before a step runs (:func:`activate`); a process that never
+activates one uses exchange-calendars alone. Nothing here reads the environment or a file.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +32,6 @@ import pandas as pd
 CALENDAR_NAME = "XSHG"
 CALENDAR_START = "2015-01-01"
 CALENDAR_ENV = "FACTOR_PIPELINE_CALENDAR"
-SOURCE_ENV = "FACTOR_PIPELINE_SOURCE"
-CALENDAR_FILE_NAMES = ("trade_cal.csv", "trade_cal.parquet")
 SYNTHETIC_CALENDAR_END = pd.Timestamp("2028-12-31")
 # Lunar new year's day; the synthetic calendar closes from its eve for seven days.
 _SPRING_FESTIVAL = {
@@ -96,11 +94,11 @@ def exchange_calendar() -> SessionCalendar:
 
     sessions = _exchange_sessions()
     return SessionCalendar(
-        sessions, sessions[-1], f"exchange-calendars {xcals.__version__} {CALENDAR_NAME}", _hint_for(None, None)
+        sessions, sessions[-1], f"exchange-calendars {xcals.__version__} {CALENDAR_NAME}", hint_for(None, None)
     )
 
 
-def _hint_for(source_dir: Path | None, named: str | None) -> str:
+def hint_for(source_dir: Path | None, named: str | None) -> str:
     if named:
         return f"Extend the calendar file {named} ({CALENDAR_ENV}) with the next year's trade_cal rows."
     where = f"as trade_cal.csv in the input directory {source_dir}" if source_dir else "in the input directory"
@@ -125,87 +123,16 @@ def synthetic_extension(after: pd.Timestamp, until: pd.Timestamp = SYNTHETIC_CAL
     return days[~closed]
 
 
-def extend_with_file(base: SessionCalendar, path: Path, named: str | None = None) -> SessionCalendar:
-    """``base`` extended by a trade_cal file; raises when the two disagree on a day both know."""
-    from factor_pipeline.market.input_files import read_calendar_file  # input-file validation lives there
-
-    days, is_open = read_calendar_file(path)
-    open_days = pd.DatetimeIndex(days[is_open])
-    overlap = (days >= base.sessions[0]) & (days <= base.known_until)
-    if overlap.any():
-        in_base = np.isin(days[overlap], base.values)
-        disagree = np.flatnonzero(in_base != is_open[overlap])
-        if len(disagree):
-            day = pd.Timestamp(days[overlap][disagree[0]])
-            said = "open" if is_open[overlap][disagree[0]] else "closed"
-            truth = "a session" if in_base[disagree[0]] else "not a session"
-            raise CalendarFileError(
-                f"{path.name}: {day.date()} is {said} in the file (column is_open) but {truth} for {base.description}; "
-                "fix the file or remove that row"
-            )
-    later = days[days > base.known_until]
-    if len(later) == 0:
-        return base
-    # Only a contiguous run of known days extends the horizon: a gap would be an unknown day.
-    expected = pd.date_range(base.known_until + pd.Timedelta(days=1), later.max())
-    known = pd.DatetimeIndex(later)
-    missing = expected.difference(known)
-    until = (missing[0] - pd.Timedelta(days=1)) if len(missing) else later.max()
-    extra = open_days[(open_days > base.known_until) & (open_days <= until)]
-    return SessionCalendar(
-        base.sessions.append(extra),
-        pd.Timestamp(until),
-        f"{base.description} + {path.name} to {pd.Timestamp(until).date()}",
-        _hint_for(path.parent, named),
-    )
-
-
-def calendar_file_for(source: str, calendar_path: str | None) -> tuple[Path | None, str | None]:
-    """(file, how it was named): FACTOR_PIPELINE_CALENDAR first, else trade_cal.* in the input directory."""
-    if calendar_path:
-        path = Path(calendar_path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"{CALENDAR_ENV}={calendar_path!r}: no such file")
-        return path, str(path)
-    if str(source).strip().lower() != "synthetic":
-        directory = Path(source).expanduser()
-        if directory.is_dir():
-            found = [p for p in directory.iterdir() if p.name.lower() in CALENDAR_FILE_NAMES]
-            if len(found) > 1:
-                raise CalendarFileError(f"both {found[0].name} and {found[1].name} are in {directory}: keep one")
-            if found:
-                return found[0], None
-    return None, None
-
-
-def _file_stamp(path: Path | None) -> tuple:
-    if path is None:
-        return ()
-    stat = path.stat()
-    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _resolve_cached(source: str, path: Path | None, named: str | None, stamp: tuple) -> SessionCalendar:
+@functools.lru_cache(maxsize=1)
+def synthetic_calendar() -> SessionCalendar:
+    """The embedded market's calendar: exchange-calendars, then :func:`synthetic_extension`."""
     base = exchange_calendar()
-    if path is not None:
-        return extend_with_file(base, path, named)
-    if source.strip().lower() == "synthetic":
-        extra = synthetic_extension(base.known_until)
-        return SessionCalendar(
-            base.sessions.append(extra),
-            SYNTHETIC_CALENDAR_END,
-            f"{base.description} + the synthetic calendar to {SYNTHETIC_CALENDAR_END.date()} (embedded market only)",
-            _hint_for(None, None),
-        )
-    directory = Path(source).expanduser()
-    return SessionCalendar(base.sessions, base.known_until, base.description, _hint_for(directory, None))
-
-
-def resolve(source: str = "synthetic", calendar_path: str | None = None) -> SessionCalendar:
-    """The calendar of a source: exchange-calendars, extended by a file or (embedded market) the synthetic calendar."""
-    path, named = calendar_file_for(source, calendar_path)
-    return _resolve_cached(str(source), path, named, _file_stamp(path))
+    return SessionCalendar(
+        base.sessions.append(synthetic_extension(base.known_until)),
+        SYNTHETIC_CALENDAR_END,
+        f"{base.description} + the synthetic calendar to {SYNTHETIC_CALENDAR_END.date()} (embedded market only)",
+        hint_for(None, None),
+    )
 
 
 _active: SessionCalendar | None = None
@@ -218,11 +145,9 @@ def activate(calendar: SessionCalendar) -> SessionCalendar:
 
 
 def active() -> SessionCalendar:
-    """The calendar in use; resolved from FACTOR_PIPELINE_SOURCE / FACTOR_PIPELINE_CALENDAR when none was activated."""
-    global _active
-    if _active is None:
-        _active = resolve(os.environ.get(SOURCE_ENV, "synthetic"), os.environ.get(CALENDAR_ENV) or None)
-    return _active
+    """The calendar in use: the one the pipeline activated for its source (market.calendar_source.resolve), or
+    exchange-calendars alone, which guesses no day, when none was."""
+    return _active if _active is not None else exchange_calendar()
 
 
 # Month and session arithmetic on the active calendar; every stage uses it.

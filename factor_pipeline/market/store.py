@@ -8,7 +8,6 @@ and times) and the calendar it was validated against, so a changed input or cale
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pyarrow.parquet as pq
 
 from factor_pipeline import storage
 from factor_pipeline.config import Config
-from factor_pipeline.market import session_calendar
+from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline.market.input_files import (
     MarketFrames,
     locate_inputs,
@@ -92,9 +91,7 @@ def month_states(frames: MarketFrames) -> dict[str, str]:
     for start, stop in zip(bounds[:-1], bounds[1:]):
         month = months[start]
         end = session_calendar.parse_month(month).end_time.normalize()
-        listed = stocks[stocks["list_date"] <= end].assign(
-            delist_date=stocks["delist_date"].where(stocks["delist_date"] <= end, pd.NaT)
-        )
+        listed = stocks_as_of(stocks, end)
         chain.update(pd.util.hash_pandas_object(daily.iloc[start:stop], index=False).to_numpy().tobytes())
         chain.update(pd.util.hash_pandas_object(listed, index=False).to_numpy().tobytes())
         if frames.truth is not None:
@@ -124,21 +121,22 @@ def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
     )
 
 
-def load_source(source: str, cfg: Config, cache_dir: Path, calendar_path: str | None = None) -> Path:
+def load_source(
+    source: str, cfg: Config, cache_dir: Path, calendar: session_calendar.SessionCalendar | None = None
+) -> Path:
     """Materialise the whole source once as canonical Parquet under ``cache_dir/<key>/``; return that directory.
 
     ``source`` is ``"synthetic"`` or a directory of input files. The key is ``synthetic-<market fingerprint>-cal-
     <calendar fingerprint>`` or ``files-<hash of the files' names, sizes, mtimes and the calendar>``, because
     the synthetic market and the validation both depend on the sessions; a complete cache is reused as it
     is. The input is validated fully before anything is written. The manifest records the source's identity
-    and its month states (:func:`month_states`). The source's calendar (a file named by ``calendar_path``,
-    default FACTOR_PIPELINE_CALENDAR, or trade_cal.* in the input directory) becomes the active one.
+    and its month states (:func:`month_states`). ``calendar`` is the source's (calendar_source.resolve of
+    ``source`` alone when None): the synthetic market is simulated on it and input files are validated
+    against it; loading activates nothing.
     """
     cache_dir = Path(cache_dir)
     text = str(source).strip()
-    if calendar_path is None:
-        calendar_path = os.environ.get(session_calendar.CALENDAR_ENV) or None
-    calendar = session_calendar.activate(session_calendar.resolve(text, calendar_path))
+    calendar = calendar or calendar_source.resolve(text)
     if text.lower() == "synthetic":
         target = cache_dir / f"synthetic-{cfg.fingerprint('market')}-cal-{calendar.fingerprint}"
         if _cache_complete(target):
@@ -146,7 +144,7 @@ def load_source(source: str, cfg: Config, cache_dir: Path, calendar_path: str | 
         from factor_pipeline.market.synthetic import generate_market  # lazy: a heavy module
 
         market = generate_market(cfg.market, calendar=calendar)
-        frames = validate_frames(market.daily, market.stocks, getattr(market, "truth", None), label="synthetic market")
+        frames = validate_frames(market.daily, market.stocks, getattr(market, "truth", None), "synthetic market", calendar)
         manifest = {
             "source": "synthetic",
             "identity": f"synthetic market {cfg.fingerprint('market')}",
@@ -159,7 +157,7 @@ def load_source(source: str, cfg: Config, cache_dir: Path, calendar_path: str | 
         target = cache_dir / _files_key(directory, files, calendar.fingerprint)
         if _cache_complete(target):
             return target
-        frames = read_inputs(files)
+        frames = read_inputs(files, calendar)
         manifest = {
             "source": str(directory.resolve()),
             "files": {k: p.name for k, p in files.items()},
@@ -182,6 +180,14 @@ def _read_cached(path: Path, filters=None) -> pd.DataFrame:
         raise storage.StorageError(f"{path} is corrupt or truncated ({exc}); delete {path.parent} to rebuild it") from exc
 
 
+def stocks_as_of(stocks: pd.DataFrame, date) -> pd.DataFrame:
+    """The stocks table as known on ``date``: names listed by then, and a later delist_date not yet known (NaT)."""
+    date = pd.Timestamp(date)
+    out = stocks[stocks["list_date"] <= date].reset_index(drop=True)
+    out["delist_date"] = out["delist_date"].where(out["delist_date"] <= date, pd.NaT)
+    return out
+
+
 def read_month(cache: Path, month: str) -> MarketFrames:
     """The month's daily rows, the stocks table as of its rebalance date d(m), and its truth rows (or None).
 
@@ -199,8 +205,7 @@ def read_month(cache: Path, month: str) -> MarketFrames:
     stocks = _read_cached(cache / "stocks.parquet")
     for column in ("list_date", "delist_date"):
         stocks[column] = stocks[column].astype("datetime64[ns]")
-    stocks = stocks[stocks["list_date"] <= rebalance].reset_index(drop=True)
-    stocks["delist_date"] = stocks["delist_date"].where(stocks["delist_date"] <= rebalance, pd.NaT)
+    stocks = stocks_as_of(stocks, rebalance)
 
     truth = None
     if (cache / "truth.parquet").is_file():

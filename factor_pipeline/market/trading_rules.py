@@ -97,3 +97,16 @@ def limit_prices(pre_close, ratio):
     pre_close = np.asarray(pre_close, dtype=float)
     ratio = np.asarray(ratio, dtype=float)
     return round_half_up(pre_close * (1.0 + ratio)), round_half_up(pre_close * (1.0 - ratio))
+
+
+# Relative: a bar passes through CSV or Parquet parsing, price adjustment and the simulation's rounding, so
+# float noise below this is no violation. Input validation and the raw_bars check use the same rule, so a
+# bar the validation accepted never fails its check afterwards.
+PRICE_TOLERANCE = 1e-9
+
+
+def high_low_violations(open_, high, low, close) -> tuple[np.ndarray, np.ndarray]:
+    """(high below max(open, close), low above min(open, close)) per bar, beyond PRICE_TOLERANCE."""
+    open_, high, low, close = (np.asarray(v, dtype=np.float64) for v in (open_, high, low, close))
+    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
+    return high < top * (1 - PRICE_TOLERANCE), low > bottom * (1 + PRICE_TOLERANCE)

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 
 from factor_pipeline.market import session_calendar
+from factor_pipeline.market.trading_rules import high_low_violations
 from factor_pipeline.pipeline.resources import PipelineResource
+from factor_pipeline.stats import is_constant
 
 RAW_BARS_CHECK = dg.AssetCheckSpec("bars_quality", asset="raw_bars", blocking=True,
                                    description="Prices positive, OHLC consistent, no duplicates, sessions only, every code in the stock table.")
@@ -37,8 +39,7 @@ def bar_problems(daily: pd.DataFrame, stocks: pd.DataFrame, month: str) -> list[
     prices = daily[["open", "high", "low", "close", "pre_close"]]
     if (prices <= 0).any().any() or prices.isna().any().any():
         problems.append(f"{int(((prices <= 0) | prices.isna()).any(axis=1).sum())} rows with a missing or non-positive price")
-    bad_high = daily["high"] < daily[["open", "close"]].max(axis=1)
-    bad_low = daily["low"] > daily[["open", "close"]].min(axis=1)
+    bad_high, bad_low = high_low_violations(daily["open"], daily["high"], daily["low"], daily["close"])
     if (bad_high | bad_low).any():
         problems.append(f"{int((bad_high | bad_low).sum())} rows with high/low inconsistent with open/close")
     if (daily["volume"] < 0).any():
@@ -85,7 +86,7 @@ def check_pret(table: pd.DataFrame, month: str) -> dg.AssetCheckResult:
     if not np.isfinite(values).all():
         problems.append(f"{int((~np.isfinite(values)).sum())} non-finite pRet values")
     finite = values[np.isfinite(values)]
-    if len(finite) > 1 and finite.std() == 0:
+    if len(finite) > 1 and is_constant(finite):
         problems.append("pRet is constant across stocks")
     return _result(PRET_CHECK, problems, stocks=len(table))
 

@@ -447,6 +447,7 @@ def backfill(args) -> int:
         raise FileNotFoundError(f"FACTOR_PIPELINE_SOURCE={pipeline.source} is not a directory of input files")
     pipeline.check_writable()
     _ = pipeline.config  # a bad profile fails here, before any run
+    pipeline.activate_calendar()  # the month checks below use the source's calendar
     layout = pipeline.layout
     dagster_home = ensure_dagster_home(layout)
     started = time.monotonic()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from factor_pipeline.market import session_calendar
+from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline.config import Config, ConfigError, profile_config, seed_training
 from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity, Layout, StorageError, read_json, write_json
 
@@ -49,9 +49,15 @@ class PipelineResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.activate_calendar()
 
+    @property
+    def session_calendar(self) -> session_calendar.SessionCalendar:
+        """This source's session calendar (FACTOR_PIPELINE_CALENDAR, trade_cal.* in the input directory, or the
+        embedded market's); reading it changes nothing."""
+        return calendar_source.resolve(self.source, self.calendar or None)
+
     def activate_calendar(self) -> session_calendar.SessionCalendar:
         """Make this source's session calendar the one every stage function uses in this process."""
-        return session_calendar.activate(session_calendar.resolve(self.source, self.calendar or None))
+        return session_calendar.activate(self.session_calendar)
 
     @property
     def config(self) -> Config:
@@ -73,7 +79,7 @@ class PipelineResource(dg.ConfigurableResource):
         """The whole source as canonical Parquet (built on first use; see market_store.load_source)."""
         from factor_pipeline.market import store as market_store
 
-        return market_store.load_source(self.source, self.config, Layout(self.home).source_cache, self.calendar or None)
+        return market_store.load_source(self.source, self.config, Layout(self.home).source_cache, self.session_calendar)
 
     @property
     def layout(self) -> Layout:

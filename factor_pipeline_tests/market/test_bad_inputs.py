@@ -148,3 +148,28 @@ def test_pret_check_rejects_constant_or_non_finite_factors():
     assert not checks.check_pret(pd.DataFrame({"pret": [1.0, np.inf, 0.5]}), "2024-03").passed
     assert checks.check_pret(pd.DataFrame({"pret": [1.0, 0.2, 0.5]}), "2024-03").passed
 
+
+
+def test_validation_and_the_bars_check_apply_one_high_low_rule():
+    """A high short of max(open, close) by float noise passes both; by a cent, fails both."""
+    from factor_pipeline.market.input_files import InputValidationError, validate_frames
+    from factor_pipeline.market.trading_rules import PRICE_TOLERANCE
+
+    stocks = pd.DataFrame({"ts_code": ["600000.SH"], "name": ["A"], "list_date": ["2020-01-02"], "industry": ["Banks"]})
+    for high, ok in ((10.0 * (1 - PRICE_TOLERANCE / 10), True), (9.99, False)):
+        daily = pd.DataFrame(
+            {"ts_code": ["600000.SH"], "trade_date": ["2024-03-01"], "open": [10.0], "high": [high], "low": [9.5],
+             "close": [9.8], "pre_close": [9.9], "volume": [100.0], "amount": [980.0]}
+        )
+        bars = daily.assign(trade_date=pd.to_datetime(daily["trade_date"]))
+        assert ("high/low" not in " ".join(checks.bar_problems(bars, stocks, "2024-03"))) is ok
+        if ok:
+            validate_frames(daily, stocks)
+        else:
+            with pytest.raises(InputValidationError, match="high"):
+                validate_frames(daily, stocks)
+
+
+def test_pret_check_calls_rounding_noise_constant_as_stats_does():
+    noisy = np.full(5, 0.1) + np.array([0, 1, 0, 1, 0]) * np.spacing(0.1)  # std > 0, but only an ulp
+    assert noisy.std() > 0 and not checks.check_pret(pd.DataFrame({"pret": noisy}), "2024-03").passed

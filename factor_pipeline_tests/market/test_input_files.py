@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from factor_pipeline.market import input_files
-from factor_pipeline.market import session_calendar
+from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline.config import profile_config
 from factor_pipeline.market.input_files import InputValidationError, MarketFrames, locate_inputs, read_inputs
 from factor_pipeline.market.store import load_source, read_month
@@ -195,6 +195,7 @@ def test_bars_past_the_calendar_fail_their_month_only_and_name_the_file_to_suppl
     daily.loc[12, "trade_date"] = "20270104"  # a Monday past exchange-calendars' XSHG horizon
     source = write_dir(tmp_path / "input", daily, stocks)
     cache = load_source(str(source), CFG, tmp_path / "cache")
+    session_calendar.activate(calendar_source.resolve(str(source)))  # as the pipeline's resource does
     # The months the calendar covers stay usable; the 2027 bar is not in them.
     assert len(read_month(cache, "2024-01").daily) > 0
     with pytest.raises(session_calendar.CalendarHorizonError) as caught:

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from factor_pipeline.pipeline import partitions
-from factor_pipeline.market import session_calendar
+from factor_pipeline.market import calendar_source, session_calendar
 
 
 def test_rebalance_date_is_the_last_session_of_the_month():
@@ -20,11 +20,11 @@ def test_sessions_skip_holidays():
 
 
 def test_past_every_calendar_fails_clearly_and_names_the_file_to_supply(tmp_path):
-    from factor_pipeline.market import session_calendar
+    from factor_pipeline.market import calendar_source, session_calendar
 
     previous = session_calendar.active()
     try:
-        session_calendar.activate(session_calendar.resolve(str(tmp_path)))  # an input directory without trade_cal
+        session_calendar.activate(calendar_source.resolve(str(tmp_path)))  # an input directory without trade_cal
         with pytest.raises(session_calendar.CalendarHorizonError, match="trade_cal.csv"):
             session_calendar.rebalance_date("2027-01")
         with pytest.raises(session_calendar.CalendarHorizonError):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from factor_pipeline.market import session_calendar
+from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline_tests.conftest import run_cli
 
 # Drives whole Dagster runs: the full lane only (`make test`), not `make test-fast`.
@@ -127,7 +127,7 @@ def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp
 
     from dagster._core.test_utils import freeze_time
 
-    from factor_pipeline.market import session_calendar
+    from factor_pipeline.market import calendar_source, session_calendar
     from factor_pipeline.pipeline.assets import ALL_ASSETS
     from factor_pipeline.config import profile_config
     from factor_pipeline.pipeline.resources import PipelineResource
@@ -139,7 +139,7 @@ def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp
     spring_festival = [str(d.date()) for d in pd.date_range("2027-02-05", "2027-02-11")]
     write_trade_cal(source / "trade_cal.csv", closed=["2027-01-01", *spring_festival])
     previous = session_calendar.active()
-    calendar = session_calendar.activate(session_calendar.resolve(str(source)))
+    calendar = session_calendar.activate(calendar_source.resolve(str(source)))
     try:
         cfg = profile_config("smoke").replace(market={"start": "2025-10-09"})
         market = generate_market(cfg.market, calendar.sessions[(calendar.sessions >= "2025-10-09") & (calendar.sessions <= "2027-02-10")])

@@ -80,3 +80,15 @@ def test_a_correction_rebuilds_its_month_and_later_ones_while_appending_keeps_ea
     fixed_states = market_store.read_manifest(fixed)["month_states"]
     assert fixed_states["2024-01"] == full_states["2024-01"]
     assert fixed_states["2024-02"] != full_states["2024-02"]
+
+
+def test_reading_the_layout_builds_the_source_but_activates_no_calendar(tmp_path):
+    from factor_pipeline.market import session_calendar
+
+    source = write_dir(tmp_path / "market", *raw_frames())
+    pipeline = PipelineResource(home=str(tmp_path / "home"), source=str(source), profile="smoke")
+    session_calendar.activate(session_calendar.synthetic_calendar())
+    assert pipeline.layout.identity.source  # the source is loaded and the home claimed
+    assert session_calendar.active() is session_calendar.synthetic_calendar()
+    assert pipeline.session_calendar.known_until == session_calendar.exchange_calendar().known_until
+    assert pipeline.activate_calendar() is session_calendar.active() is pipeline.session_calendar

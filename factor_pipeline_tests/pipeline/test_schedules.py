@@ -60,12 +60,12 @@ def test_the_schedules_keep_ticking_past_the_library_calendar(tmp_path, tick, fa
     from dagster._core.test_utils import freeze_time
 
     from factor_pipeline.pipeline import partitions
-    from factor_pipeline.market import session_calendar
+    from factor_pipeline.market import calendar_source, session_calendar
     from factor_pipeline_tests.market.test_session_calendar import write_trade_cal
 
     write_trade_cal(tmp_path / "trade_cal.csv")
     previous = session_calendar.active()
-    session_calendar.activate(session_calendar.resolve(str(tmp_path)))
+    session_calendar.activate(calendar_source.resolve(str(tmp_path)))
     try:
         with freeze_time(tick):
             factor = _tick(monthly_factor_schedule, tick)

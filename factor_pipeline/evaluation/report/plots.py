@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from factor_pipeline.evaluation.metrics import ONE_YEAR_MONTHS, one_year_window
 from factor_pipeline.market.trading_rules import EXCLUDED_FROM_ATTRIBUTION
 
 DPI = 100
@@ -104,8 +105,8 @@ def plot_nav(portfolio: pd.DataFrame) -> bytes:
 
 
 def plot_industry_ic(industry_ic: pd.DataFrame) -> bytes:
-    """Industry IC of the latest month beside the mean of the last 12 months, one pair of bars per
-    industry (Conglomerates excluded), sorted by the 12-month mean."""
+    """Industry IC of the latest month beside its mean over the year to it (metrics.one_year_window), one pair
+    of bars per industry (Conglomerates excluded), sorted by that mean."""
     fig = Figure(figsize=(10, 7))
     ax = fig.add_subplot()
     frame = industry_ic[industry_ic["industry"] != EXCLUDED_FROM_ATTRIBUTION] if len(industry_ic) else industry_ic
@@ -113,15 +114,14 @@ def plot_industry_ic(industry_ic: pd.DataFrame) -> bytes:
         return _empty(fig, ax, "no industry IC yet")
     months = frame["month"].astype(str)
     latest = months.max()
-    first = (pd.Period(latest, freq="M") - 11).strftime("%Y-%m")
-    year = frame[(months >= first) & (months <= latest)].groupby("industry")["ic"].mean()
+    year = frame[one_year_window(months, latest)].groupby("industry")["ic"].mean()
     last = frame[months == latest].set_index("industry")["ic"].reindex(year.index)
     order = year.sort_values(kind="mergesort").index
     y = np.arange(len(order))
     latest_values = np.nan_to_num(last.reindex(order).to_numpy())
     year_values = np.nan_to_num(year.reindex(order).to_numpy())
     ax.barh(y - 0.2, latest_values, height=0.4, color="#c0392b", label=f"latest month ({latest})")
-    ax.barh(y + 0.2, year_values, height=0.4, color="#2e86c1", label="mean of 12 months")
+    ax.barh(y + 0.2, year_values, height=0.4, color="#2e86c1", label=f"mean of {ONE_YEAR_MONTHS} months")
     ax.set_yticks(y)
     ax.set_yticklabels(list(order), fontsize=8)
     ax.axvline(0.0, color="black", linewidth=0.6)

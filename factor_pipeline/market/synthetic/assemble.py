@@ -29,7 +29,7 @@ def generate_market(
     """Simulate the market over ``sessions`` (default: the calendar's sessions from cfg.start to cfg.end, or to
     its last day). ``calendar`` defaults to the embedded market's own (exchange-calendars + the synthetic
     calendar). Deterministic."""
-    calendar = calendar or session_calendar.resolve("synthetic")
+    calendar = calendar or session_calendar.synthetic_calendar()
     if sessions is None:
         end = pd.Timestamp(cfg.end) if cfg.end else calendar.known_until
         calendar.check_known(end)
