@@ -58,3 +58,19 @@ def test_departures_from_seed_name_each_measured_departure_and_none_for_the_seed
     changed = seed.replace(model={"label_neutralize": ("industry",)}, gan={"mode": "augment"})
     assert departures_from_seed(changed) == ["model.label_neutralize: ('industry',) (seed: ())"]
     assert set(SEED_TRAINING) <= set(seed.model.__dataclass_fields__)
+
+
+def test_one_feature_count_and_option_fields_typed_with_their_choices():
+    import typing
+
+    from factor_pipeline import config
+    from factor_pipeline.features.daily import FEATURE_NAMES, N_FEATURES
+
+    assert config.SampleConfig.n_features == N_FEATURES == len(FEATURE_NAMES)
+    hints = typing.get_type_hints(config.ModelConfig)
+    assert typing.get_args(hints["label_transform"]) == config.LABEL_TRANSFORMS
+    assert typing.get_args(typing.get_args(hints["step_neutralize"])[0]) == config.RISK_EXPOSURES
+    with pytest.raises(ConfigError, match="model.device='tpu' is not one of"):
+        profile_config("smoke").replace(model={"device": "tpu"})
+    with pytest.raises(ConfigError, match="model.precision"):
+        profile_config("smoke").replace(model={"precision": "fp8"})

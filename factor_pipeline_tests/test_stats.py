@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from factor_pipeline.stats import is_constant, ols_residual, pearson, zscore
+from factor_pipeline.stats import is_constant, neutralize, ols_residual, pearson, zscore
 
 
 def test_zscore_matches_scipy_along_each_axis():
@@ -65,3 +65,28 @@ def test_ols_residual_without_groups_removes_the_mean_and_the_slope():
     y = 1.5 + 0.5 * x + np.array([1, -1] * 5, dtype=float)
     slope, intercept = np.polyfit(x, y, 1)
     np.testing.assert_allclose(ols_residual(y, None, x), y - (intercept + slope * x), atol=1e-12)
+
+
+def test_neutralize_leaves_out_rows_missing_a_value_or_group_and_fills_a_missing_covariate_with_the_median():
+    rng = np.random.default_rng(4)
+    n = 40
+    values = rng.normal(size=(n, 2))
+    groups = rng.choice(["a", "b", "c"], size=n).astype(object)
+    size = rng.normal(20.0, 1.0, size=n)
+    values[3, 1] = np.nan  # one of the row's k values
+    groups[7] = None
+    size[11] = np.nan
+    out = neutralize(values, groups, size)
+    assert np.isnan(out[[3, 7]]).all() and np.isfinite(np.delete(out, [3, 7], axis=0)).all()
+    # Independent: least squares on the kept rows in another basis (an intercept and k - 1 dummies).
+    keep = np.ones(n, bool)
+    keep[[3, 7]] = False
+    filled = np.where(np.isnan(size), np.nanmedian(size), size)[keep]
+    kept_groups = groups[keep].astype(str)
+    design = np.column_stack([np.ones(keep.sum()), kept_groups == "b", kept_groups == "c", filled]).astype(float)
+    for j in range(2):
+        coef, *_ = np.linalg.lstsq(design, values[keep, j], rcond=None)
+        np.testing.assert_allclose(out[keep, j], values[keep, j] - design @ coef, atol=1e-10)
+    # Complete rows: exactly ols_residual.
+    full = rng.normal(size=n)
+    np.testing.assert_array_equal(neutralize(full, None, np.nan_to_num(size)), ols_residual(full, None, np.nan_to_num(size)))
