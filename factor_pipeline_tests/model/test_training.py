@@ -70,21 +70,3 @@ def test_training_data_ignores_every_bar_after_the_training_date(smoke_backfill,
         assert np.array_equal(a, b)
     # and the last training date's label ends on or before the training date
     assert session_calendar.session_offset(original.dates[-1], cfg.samples.label_horizon) <= cutoff
-
-
-@pytest.mark.slow  # reads the smoke backfill's home
-def test_training_and_scoring_give_a_sample_the_same_model_input(smoke_backfill):
-    """Each training sample of a date, read as scoring reads a date, is the same input byte for byte (the
-    step channels are neutralised over the same stocks in both)."""
-    from factor_pipeline.model import scoring
-    from factor_pipeline.storage import Layout
-
-    home, _, _ = smoke_backfill
-    cfg = profile_config("smoke")
-    data = model_store.load_training_data(Layout(home), "2024-06", cfg)
-    for date, X_train in zip(data.dates[-2:], data.X[-2:]):
-        X_score, rows = scoring.scoring_input(Layout(home), session_calendar.month_of(date), cfg, date)
-        assert (rows["trade_date"] == date).all() and X_score.shape[1:] == X_train.shape[1:]
-        assert X_train.shape[-1] == 18 + len(cfg.model.step_channels)
-        scored = {x.tobytes() for x in X_score}
-        assert len(X_train) > 10 and all(x.tobytes() in scored for x in X_train)
