@@ -219,11 +219,13 @@ def train_gru(
     seed: int,
     log: Callable[[str], None] | None = None,
     fixed_epochs: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
     """Train on one date per batch; keep the weights of the epoch with the best validation IC.
 
     ``fixed_epochs``: train exactly that many epochs and keep the last weights, with no validation
     (``val_days`` may be empty): the refit on every date (ModelConfig.refit).
+    ``progress(epoch, max_epochs, validation IC)`` is called after each epoch.
     """
     device = resolve_device(cfg.device)
     train = _to_tensors(train_days, device)
@@ -255,6 +257,8 @@ def train_gru(
                 val_ic.append(_validation_ic(model, val))
             if log:
                 log(f"epoch {epoch}: train loss {train_loss[-1]:.4f}, val IC {val_ic[-1]:.4f}")
+            if progress:
+                progress(epoch, cfg.max_epochs, val_ic[-1])
             if val_ic[-1] > best_ic:
                 best_state, best_epoch, best_ic, stale = cpu_state(model), epoch, val_ic[-1], 0
             else:

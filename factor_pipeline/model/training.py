@@ -10,6 +10,7 @@ enters only if its label's 20th session is on or before d; labels are computed w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -294,19 +295,21 @@ def augment_batches(train, X_gen: np.ndarray, y_gen: np.ndarray):
     return out
 
 
-def train_members(train, val, cfg: Config, log: Log | None = None, every_date=None):
+def train_members(train, val, cfg: Config, log: Log | None = None, every_date=None, progress=None):
     """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results).
 
     With ``model.refit`` each member is trained again from its seed on ``every_date`` (all of the window's
     dates: training, purged and validation, in time order) for the number of epochs that early stopping chose,
     and the refitted weights are kept; ``results`` stay those of the early-stopped fits.
+    ``progress(member, members, epoch, max_epochs, validation IC)`` is called after each epoch of each member.
     """
     from factor_pipeline.model import checkpoints, gru
 
     n_features = train[0][0].shape[-1]
     results, states = [], []
     for i in range(cfg.model.ensemble):
-        result = gru.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log)
+        member = None if progress is None else functools.partial(progress, i + 1, cfg.model.ensemble)
+        result = gru.train_gru(train, val, cfg.model, n_features=n_features, seed=cfg.model.seed + i, log=log, progress=member)
         results.append(result)
         if cfg.model.refit:
             if every_date is None:
