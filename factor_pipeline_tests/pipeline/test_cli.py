@@ -4,7 +4,7 @@ import pytest
 from factor_pipeline.market import session_calendar
 from factor_pipeline.pipeline.backfill_command import submit_backfill
 from factor_pipeline.pipeline.backfill_plan import backfill_targets, describe_months
-from factor_pipeline.pipeline.dagster_internals import AssetKeyPartitionKey, build_run_requests_with_backfill_policies
+from factor_pipeline.pipeline.dagster_internals import backfill_run_ranges
 from factor_pipeline.storage import Layout
 
 
@@ -92,12 +92,7 @@ def test_the_submitted_backfill_is_the_asset_backfill_of_the_targets_with_one_ru
         subset = stored.asset_backfill_data.target_subset
         assert {key.path[-1]: sorted(subset.get_partitions_subset(key).get_partition_keys()) for key in subset.asset_keys} == targets
     # What the daemon launches for that subset: the months of each asset in one run (its backfill policy).
-    requests = build_run_requests_with_backfill_policies(
-        asset_partitions=[AssetKeyPartitionKey(dg.AssetKey(a), m) for a, months in targets.items() for m in months],
-        asset_graph=defs.resolve_asset_graph(),
-        dynamic_partitions_store=None,
-    )
-    ranges = sorted((r.asset_selection[0].path[-1], r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests)
+    ranges = backfill_run_ranges(targets, defs.resolve_asset_graph())
     assert ranges == [("factor_report", "2024-05", "2024-06"), ("raw_bars", "2023-01", "2024-08")]
 
 
