@@ -36,7 +36,7 @@ TRANSIENT_IO_RETRIES = 2
 
 # A backfill materialises a whole range of months of an asset in one run: months are independent given
 # their inputs, and a run's process start (Python, Dagster, torch) costs more than a month of most steps,
-# so one run per month made launching, not computing, bound a daemon-driven backfill (README, Operations).
+# so one run per month made launching, not computing, bound a daemon-driven backfill (docs/operations.md).
 # The report depends on the previous month's report: in one run it writes the months in order.
 MONTH_RANGE_POLICY = dg.BackfillPolicy.single_run()
 # Backfill policies are beta in Dagster 1.13; every import of this module (each run, the daemon, the CLI)

@@ -10,7 +10,7 @@ FACTOR_PIPELINE_EXECUTOR selects the executor of every job:
 - ``celery``: dagster-celery sends each step to workers through FACTOR_PIPELINE_CELERY_BROKER; training
   steps go to the ``gpu`` queue, so only workers started with ``-q gpu`` (on GPU machines) take them.
 With either scale-out executor, FACTOR_PIPELINE_HOME must be storage that every worker mounts at the
-same path (a PersistentVolumeClaim, NFS/EFS, or a bucket mounted with a FUSE driver); see README, Operations.
+same path (a PersistentVolumeClaim, NFS/EFS, or a bucket mounted with a FUSE driver); see docs/operations.md.
 """
 
 from __future__ import annotations

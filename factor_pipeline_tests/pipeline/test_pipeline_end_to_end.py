@@ -177,3 +177,30 @@ def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp
     assert bool(ic["complete"].iloc[0]) and ic["as_of"].iloc[0] == pd.Timestamp("2027-01-29")
     assert np.isfinite(ic["ic"].iloc[0])
     assert (home / "reports" / "2026-12" / "report.md").exists()
+
+
+def test_the_command_shows_the_training_progress_as_it_runs(smoke_backfill):
+    """Each GRU epoch and GAN check prints a line while its run is in flight, read from the event log,
+    where the UI shows the same lines in the step's logs."""
+    import os
+    import re
+
+    home, env, result = smoke_backfill
+    lines = result.stdout.splitlines()
+    gru = [line for line in lines if re.match(r"progress: gru_checkpoint \S+ \(trains \S+\) GRU member 1/1, epoch \d/4, "
+                                               r"validation IC -?\d\.\d{4}, elapsed [\dms]+, about [\dms]+ left$", line)]
+    gan = [line for line in lines if re.match(r"progress: gan_model \S+ \(trains \S+\) GAN step \d+/30, elapsed [\dms]+, about [\dms]+ left$", line)]
+    assert gru and gan, result.stdout[-4000:]
+    assert any("epoch 1/4" in line for line in gru) and any("GAN step 10/30" in line for line in gan)
+    # Printed before the run that trains ends, not after the backfill.
+    model_run_ends = [i for i, line in enumerate(lines) if "gru_checkpoint" in line and line.endswith(": SUCCESS")]
+    assert lines.index(gru[0]) < model_run_ends[0]
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    with dg.DagsterInstance.get() as instance:
+        logged = {
+            entry.user_message
+            for run in instance.get_runs()
+            for entry in instance.all_logs(run.run_id)
+            if entry.dagster_event is None and entry.step_key in ("gru_checkpoint", "gan_model")
+        }
+    assert set(gru) | set(gan) <= logged
