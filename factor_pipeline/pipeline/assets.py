@@ -14,7 +14,8 @@ from factor_pipeline.evaluation import factor_table
 from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, FEATURE_NAMES, compute_features
 from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples, scale_steps
 from factor_pipeline.features.store import save_samples
-from factor_pipeline.market import session_calendar
+from factor_pipeline.market import input_files, session_calendar
+from factor_pipeline.market import store as market_store
 from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
 from factor_pipeline.pipeline import checks, dagster_internals, partitions
@@ -29,6 +30,9 @@ monthly = partitions.monthly_partitions()
 # The longest training window of any profile, so that the asset graph is the same whatever the environment;
 # the backfill plan drops the months a source does not have, and each step reads only its own window.
 MODEL_LOOKBACK_MONTHS = max(training.lookback_months(profile_config(profile)) for profile in PROFILES)
+
+# The evaluation stage (with matplotlib) is imported inside the steps that use it: about 2.7 s that every
+# other step's process (each run imports this module) would pay, measured with -X importtime.
 
 # Only I/O on the source can fail transiently (a network filesystem, a file still being copied); bad data,
 # missing upstream months and training cannot, so nothing else retries.
@@ -132,9 +136,6 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> I
 
 
 def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
-    from factor_pipeline.market import input_files
-    from factor_pipeline.market import store as market_store
-
     pipeline.check_writable()
     try:
         frames = market_store.read_month(pipeline.source_cache, month)

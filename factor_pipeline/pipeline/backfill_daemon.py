@@ -71,6 +71,10 @@ def run_daemon(interval: float, parent: int | None = None) -> int:
         return dagster_internals.run_daemon_cli(DEFINITIONS_MODULE)
 
 
+def run_daemon_command(args) -> int:
+    return run_daemon(args.interval, args.parent)
+
+
 def _stop_when_gone(parent: int) -> None:
     """Shut this daemon down (as on Ctrl-C) once the command that started it is gone, even killed outright:
     it runs in a session of its own, which no signal to the command reaches."""

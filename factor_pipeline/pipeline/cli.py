@@ -7,18 +7,29 @@ backfill_daemon), report_command; ``daemon`` is the dagster-daemon a backfill st
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from factor_pipeline.market import session_calendar
-from factor_pipeline.pipeline.backfill_command import backfill
-from factor_pipeline.pipeline.backfill_daemon import DAEMON_INTERVAL_SECONDS, run_daemon
-from factor_pipeline.pipeline.report_command import print_report
+from factor_pipeline.pipeline.backfill_daemon import DAEMON_INTERVAL_SECONDS
 from factor_pipeline.storage import StorageError
 
 # What a command reports as one line on stderr (exit status 2) rather than as a traceback.
 USER_ERRORS = (
     session_calendar.PartitionKeyError, session_calendar.CalendarHorizonError, ValueError, OSError, StorageError, RuntimeError,
 )
+
+
+def _command(target: str):
+    """The handler ``module:function``, imported when its command runs: the backfill's modules (the asset
+    definitions, torch) and the report's (matplotlib) take about 4 s to import (-X importtime), which the
+    daemon subprocess each backfill starts, and every other command, would otherwise pay first."""
+    module, function = target.split(":")
+
+    def handler(args):
+        return getattr(importlib.import_module(f"factor_pipeline.pipeline.{module}"), function)(args)
+
+    return handler
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,13 +41,13 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process",
                       help="Dagster executor of each run (default in_process: a run's steps form a chain)")
     back.add_argument("--max-concurrent", type=int, default=2, help="steps at once within a multiprocess run")
-    back.set_defaults(handler=backfill)
+    back.set_defaults(handler=_command("backfill_command:backfill"))
     rep = commands.add_parser("report", help="print the newest factor report (the seed's table)")
-    rep.set_defaults(handler=print_report)
+    rep.set_defaults(handler=_command("report_command:print_report"))
     daemon = commands.add_parser("daemon", help=argparse.SUPPRESS)
     daemon.add_argument("--interval", type=float, default=DAEMON_INTERVAL_SECONDS)
     daemon.add_argument("--parent", type=int, default=None)
-    daemon.set_defaults(handler=lambda a: run_daemon(a.interval, a.parent))
+    daemon.set_defaults(handler=_command("backfill_daemon:run_daemon_command"))
     return parser
 
 
