@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# The instance settings: PostgreSQL storage when FACTOR_PIPELINE_POSTGRES_URL is set (README, Operations).
+# The instance settings: PostgreSQL storage when FACTOR_PIPELINE_POSTGRES_URL is set (docs/operations.md).
 # Copied every time, so that setting or unsetting the variable takes effect.
 INSTANCE_YAML := $(if $(FACTOR_PIPELINE_POSTGRES_URL),dagster.postgres.yaml,dagster.yaml)
 .PHONY: $(DAGSTER_HOME)/dagster.yaml

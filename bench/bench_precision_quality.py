@@ -73,7 +73,7 @@ def main() -> None:
         truth_mean, truth_se = _mean_se(truth[precision])
         out[precision] = {"months": int(ic.notna().sum()), "truth_corr_mean": round(truth_mean, 4),
                           "truth_corr_se": round(truth_se, 4), "ic_mean": round(mean, 4), "ic_se": round(se, 4)}
-    # truth_corr first (METRICS.md): the low-noise measure the default is decided by, on paired months.
+    # truth_corr first (docs/metrics.md): the low-noise measure the default is decided by, on paired months.
     truth_diff, truth_diff_se = _mean_se(truth["bf16"] - truth["fp32"])
     out["truth_corr_difference_bf16_minus_fp32"] = {"mean": round(truth_diff, 4), "se": round(truth_diff_se, 4)}
     diff_mean, diff_se = _mean_se(ics["bf16"] - ics["fp32"])

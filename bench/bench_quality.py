@@ -6,7 +6,7 @@ Backfills the range once with GAN mode `augment` (whose runs also train the GAN-
 20-day reversal beside pRet, on the same universe and the same checkpoint dates) and once with mode
 `transform` (reusing the bars, features and samples of the first run, which do not depend on the mode).
 The market is never tuned to favour a mode. Every factor is reported with truth_corr (its monthly
-correlation with truth.expected_return, METRICS.md) and IC, each as mean and standard error over months,
+correlation with truth.expected_return, docs/metrics.md) and IC, each as mean and standard error over months,
 and pRet is compared with the 20-day reversal on paired monthly differences. Prints one JSON object.
 """
 

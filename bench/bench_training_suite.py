@@ -1,7 +1,7 @@
 """Issue 12's quality suite in one run: the ablation table, the markets the model was not tuned on, and the
 learning curve toward the seed's scale. Under an hour on 2 cores.
 
-    .venv/bin/python bench/bench_training_suite.py [--workers 2] [--quick] [--out bench/results/suite]
+    .venv/bin/python bench/bench_training_suite.py [--workers 2] [--quick] [--out bench/results/<date>/suite]
 
 Every job is one bench_training.py option on one market (bench_training.run_option, the pipeline's own
 pure functions), trained with one torch thread, two jobs at a time. The datasets are built first, one per
@@ -231,7 +231,7 @@ def markdown(results: list[dict], groups: dict, head: dict, wall: float) -> str:
         "# Training quality suite (issue 12)",
         "",
         f"One run of `bench/bench_training_suite.py` ({wall / 60:.0f} min wall, 2 workers of one torch thread).",
-        "truth_corr first (METRICS.md), then IC; ± one standard error over months; differences are paired.",
+        "truth_corr first (docs/metrics.md), then IC; ± one standard error over months; differences are paired.",
         "",
         "## Embedded market, demo profile: the default",
         "",
@@ -276,7 +276,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "suite"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / time.strftime("%Y-%m-%d", time.gmtime()) / "suite"))
     parser.add_argument("--report-only", action="store_true", help="render the report again from OUT/jobs.json")
     args = parser.parse_args()
     out = Path(args.out)
@@ -284,7 +284,7 @@ def main() -> None:
     if args.report_only:
         saved = json.loads((out / "jobs.json").read_text())
         if isinstance(saved, list):  # written before the wall time was kept beside the results
-            latest = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+            latest = json.loads(next(out.parent.glob("bench*.json")).read_text())  # run_all's tables beside it
             saved = {"results": saved, "wall_seconds": latest["benchmarks"]["bench_training_suite"]["wall_seconds"]}
         results, wall = saved["results"], saved["wall_seconds"]
     else:

@@ -5,7 +5,7 @@
 
 Not a factor and not used by the pipeline. For each retrain month (June and December) a ridge regression
 is fitted on that training window's samples (the same dates, purge and label masking as bench_training.py)
-and scored on the months it serves, by truth_corr (METRICS.md). ``--target label`` fits the per-date rank
+and scored on the months it serves, by truth_corr (docs/metrics.md). ``--target label`` fits the per-date rank
 label, as the GRU does (what is learnable from the labels); ``--target truth`` fits the truth itself on the
 window's month ends (how much of the truth the inputs hold linearly: a ceiling, never available in
 production). Input sets: "seed" (the per-window z-scored 40 x 18 windows), "steps" (the 11 non-level

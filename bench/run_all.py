@@ -1,4 +1,5 @@
-"""Run every benchmark in bench/ in its own process, then write bench/results/latest.json and latest.md.
+"""Run every benchmark in bench/ in its own process, then write the run's tables under bench/results/<date>/:
+bench.json and bench.md, and the training suite's suite/ (the date is the run's start, UTC).
 
 Each bench_*.py prints one JSON object on its last stdout line. Speed figures are ratios measured in the
 same run on the same machine (against a float32 matmul peak, or a straightforward pandas/PyTorch
@@ -17,6 +18,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
+# Options a benchmark takes to write its own tables into the run's directory.
+OUT_OPTIONS = {"bench_training_suite": lambda run_dir: ["--out", str(run_dir / "suite")]}
 ORDER = ["bench_market", "bench_features", "bench_model", "bench_pipeline", "bench_training_suite", "bench_gpu"]
 # Run only when named (`python bench/run_all.py bench_quality`): together they take ~35 minutes, and the
 # hour that `make bench` has goes to the training suite, which measures the GAN modes and the factor on
@@ -113,19 +116,20 @@ def _flatten(obj, prefix=""):
 def main() -> None:
     only = sys.argv[1:]
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "benchmarks": {}}
+    run_dir = RESULTS / time.strftime("%Y-%m-%d", time.gmtime())
     for name in (ORDER + [n for n in ON_REQUEST if n in only]):
         if (BENCH / f"{name}.py").exists() and (not only or name in only):
             if name in NEEDS_CUDA and not results["machine"]["cuda"]:
                 results["benchmarks"][name] = {"skipped": "no CUDA device: the GPU figure is still to be measured"}
                 continue
             print(f"running {name} ...", flush=True)
-            results["benchmarks"][name] = run(name, [])
+            results["benchmarks"][name] = run(name, OUT_OPTIONS.get(name, lambda _: [])(run_dir))
             print(json.dumps(results["benchmarks"][name])[:400], flush=True)
     results["full_backfill_projection"] = project_full_backfill(results["benchmarks"])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "latest.md").write_text(to_markdown(results))
-    print(f"wrote {RESULTS / 'latest.json'} and latest.md")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "bench.json").write_text(json.dumps(results, indent=2))
+    (run_dir / "bench.md").write_text(to_markdown(results))
+    print(f"wrote {run_dir / 'bench.json'} and bench.md")
 
 
 if __name__ == "__main__":

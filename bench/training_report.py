@@ -4,7 +4,7 @@
 
 Files of the same market variant and months are pooled: an option's runs (one per seed) are gathered from
 all of them. Its monthly values are averaged over its seeds first; the mean and its standard error are then
-taken over months (METRICS.md). "seed sd" is the spread of the per-seed means, the part of the noise that
+taken over months (docs/metrics.md). "seed sd" is the spread of the per-seed means, the part of the noise that
 more months cannot remove. "- seed" is the paired monthly difference against the seed's training (its seeds
 pooled the same way), "IC - reversal" the paired difference against the 20-day reversal.
 """

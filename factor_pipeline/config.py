@@ -80,7 +80,7 @@ class SampleConfig:
 class GanConfig:
     """The GAN stage. ``mode`` says how the generator reaches the GRU (see README, "GAN modes")."""
 
-    # "off" by measurement (bench/results/reference.md, 24 demo months): augment lowered the IC
+    # "off" by measurement (bench/results/2026-11-25/reference.md, 24 demo months): augment lowered the IC
     # (0.029 vs 0.046 without the GAN), transform matched it (0.044); README, "GAN modes".
     mode: GanMode = "off"
     noise_dim: int = 16
@@ -120,7 +120,7 @@ class ModelConfig:
     # Non-level features (features.samples.STATE_FEATURES) added to the window as extra channels standardised only across
     # the date's stocks at each step, so they keep return units (a stock's own scale), unlike the per-window
     # z-score. () is the seed's window only. The three daily returns by measurement
-    # (bench/results/training-2026-11-30.md).
+    # (bench/results/2026-11-30/training-2026-11-30.md).
     step_channels: tuple[StepChannel, ...] = ("ret", "intraday_ret", "overnight_ret")
     # Exposures ("industry", "size", "beta", as label_neutralize) the step channels are made neutral to, per
     # date, step and channel (OLS residual across the date's stocks), so that a move the stock shares with its
@@ -200,7 +200,7 @@ def _full() -> Config:
     # The GAN-off ablation would double every full-scale retrain: off unless asked for
     # (FACTOR_PIPELINE_GAN_OFF_BASELINE=1); demo and bench keep it, where it is cheap.
     # bf16 where the hardware has it: IC within one standard error of fp32 over 24 demo months
-    # (bench/results/speed-2026-11-29.md); the smoke profile stays fp32, identical on every machine.
+    # (bench/results/2026-11-29/speed-2026-11-29.md); the smoke profile stays fp32, identical on every machine.
     return Config(
         profile="full",
         market=MarketConfig(n_stocks=5000),

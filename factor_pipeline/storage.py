@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.resources
 import json
 import os
 import signal
@@ -20,7 +21,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+from factor_pipeline.datasets import DATASET_CONFIG_SECTIONS, JSON_DATASETS  # noqa: F401  (pipeline.resources reads it here)
+
+# sql/ ships inside the package (a link to the repository's sql/, copied into the wheel), so an installed
+# wheel finds its queries wherever it runs.
+SQL_DIR = importlib.resources.files("factor_pipeline") / "sql"
 
 
 class StorageError(RuntimeError):
@@ -187,19 +192,6 @@ def read_months(layout: "Layout", dataset: str, months: list[str]) -> pd.DataFra
         layout.verify(dataset, month, stored=_provenance_of(table.schema))  # the file is read once
         frames.append(table.to_pandas())
     return pd.concat(frames, ignore_index=True)
-
-
-JSON_DATASETS = ("gan_model", "gru_checkpoint")
-# The configuration sections each dataset's content depends on (by its first path component).
-DATASET_CONFIG_SECTIONS = {
-    "raw_bars": (),
-    "features": (),
-    "samples": ("samples",),
-    "gan_model": ("samples", "gan", "model"),
-    "gru_checkpoint": ("samples", "gan", "model"),
-    "factor": ("samples", "gan", "model", "factor"),
-    "eval": ("samples", "gan", "model", "factor"),
-}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "factor_pipeline"
 # Lower layers first; a module may import its own layer and the layers below it.
-LAYERS = {"config": 0, "stats": 0, "storage": 0, "market": 1, "features": 2, "model": 3, "evaluation": 4, "pipeline": 5}
+LAYERS = {"config": 0, "datasets": 0, "stats": 0, "storage": 0, "market": 1, "features": 2, "model": 3, "evaluation": 4, "pipeline": 5}
 
 
 def _layer_of(module: str) -> str:

@@ -178,11 +178,12 @@ def train_gan(
     seed: int,
     log: Callable[[str], None] | None = None,
     precision: str = "fp32",
+    progress: Callable[[int, int], None] | None = None,
 ) -> GanResult:
     """Alternate D and G updates on batches drawn with a seeded generator; see the module doc for the stop.
 
     In transform mode G processes a second, independently drawn batch of real windows, so D never
-    sees a window next to its own processed version.
+    sees a window next to its own processed version. ``progress(step, cfg.steps)`` is called every CHECK_EVERY steps.
     """
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float32))
     n, seq_len, n_features = X_t.shape
@@ -213,6 +214,8 @@ def train_gan(
             acc_hist.append(acc)
             if step % CHECK_EVERY == 0:
                 moving = float(np.mean(acc_hist[-ACC_WINDOW:]))
+                if progress:
+                    progress(step, cfg.steps)
                 if step >= warmup:
                     in_band = in_band + 1 if abs(moving - 0.5) <= ACC_BAND else 0
                 if log and step % (5 * CHECK_EVERY) == 0:

@@ -220,8 +220,12 @@ def train_gru(
     seed: int,
     log: Callable[[str], None] | None = None,
     build: Build = build_model,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
-    """Train on one date per batch; keep the weights of the epoch with the best validation IC."""
+    """Train on one date per batch; keep the weights of the epoch with the best validation IC.
+
+    ``progress(epoch, max_epochs, validation IC)`` is called after each epoch.
+    """
     device = resolve_device(cfg.device)
     train = to_tensors(train_days, device)
     val = to_tensors(val_days, device)
@@ -241,6 +245,8 @@ def train_gru(
                 val_ic.append(_validation_ic(model, val))
             if log:
                 log(f"epoch {epoch}: train loss {train_loss[-1]:.4f}, val IC {val_ic[-1]:.4f}")
+            if progress:
+                progress(epoch, cfg.max_epochs, val_ic[-1])
             if val_ic[-1] > best_ic:
                 best_state, best_epoch, best_ic, stale = cpu_state(model), epoch, val_ic[-1], 0
             else:

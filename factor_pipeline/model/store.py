@@ -91,8 +91,8 @@ class GanArtifact:
     trained: bool
 
 
-def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print) -> GanArtifact:
-    """Train the GAN stage for this training window, or reuse the identical one on disk."""
+def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print, progress=None) -> GanArtifact:
+    """Train the GAN stage for this training window, or reuse the identical one on disk (``progress``: gan.train_gan's)."""
     from factor_pipeline.model import checkpoints, gan
 
     if cfg.gan.mode == "off":
@@ -109,7 +109,7 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
     X = data.train_X()
     y = data.train_y() if cfg.gan.mode == "augment" else None
     with torch_threads(cfg.model.num_threads):
-        result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log, precision=cfg.model.precision)
+        result = gan.train_gan(X, y, cfg.gan, seed=cfg.model.seed, log=log, precision=cfg.model.precision, progress=progress)
         fake = (
             gan.generate(result, cfg.gan, min(len(X), 2048), seed=cfg.model.seed)[0]
             if cfg.gan.mode == "augment"
@@ -164,9 +164,10 @@ class CheckpointArtifact:
 
 
 def ensure_checkpoint(
-    layout: Layout, data: TrainingData, cfg: Config, gan_artifact: GanArtifact, log: Log = print
+    layout: Layout, data: TrainingData, cfg: Config, gan_artifact: GanArtifact, log: Log = print, progress=None
 ) -> CheckpointArtifact:
-    """Train the GRU on this window (with the GAN stage's output), or reuse the identical checkpoint on disk."""
+    """Train the GRU on this window (with the GAN stage's output), or reuse the identical checkpoint on disk
+    (``progress``: training.train_members')."""
     from factor_pipeline.model import checkpoints
 
     checkpoint_id = _artifact_id("gru", data.train_month, cfg, data.fingerprint, gan_artifact.gan_id or "off")
@@ -179,7 +180,7 @@ def ensure_checkpoint(
             log(f"retraining: the stored checkpoint is unusable ({exc})")
     with torch_threads(cfg.model.num_threads):
         train, val = _training_batches(data, cfg, gan_artifact, layout)
-        state, results = train_members(train, val, cfg, log=log)
+        state, results = train_members(train, val, cfg, log=log, progress=progress)
     result = results[0]
     sidecar = {
         "checkpoint_id": checkpoint_id,

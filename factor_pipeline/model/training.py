@@ -10,6 +10,7 @@ enters only if its label's 20th session is on or before d; labels are computed w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -221,13 +222,19 @@ def gan_batches(data: TrainingData, cfg: Config, generator=None):
     return train, val
 
 
-def train_members(train, val, cfg: Config, log: Log | None = None, build: "gru.Build | None" = None):
-    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results)."""
+def train_members(train, val, cfg: Config, log: Log | None = None, build: "gru.Build | None" = None, progress=None):
+    """The model (``ensemble`` members, seeds seed, seed+1, ...) trained on these batches: (state, results).
+
+    ``progress(member, members, epoch, max_epochs, validation IC)`` is called after each epoch of each member.
+    """
     from factor_pipeline.model import checkpoints, gru
 
     n_features = train[0][0].shape[-1]
     results = [
-        gru.train_gru(train, val, cfg.model, n_features, cfg.model.seed + i, log, build or gru.build_model)
+        gru.train_gru(
+            train, val, cfg.model, n_features, cfg.model.seed + i, log, build or gru.build_model,
+            progress=None if progress is None else functools.partial(progress, i + 1, cfg.model.ensemble),
+        )
         for i in range(cfg.model.ensemble)
     ]
     return checkpoints.pack_ensemble([r.state_dict for r in results]), results

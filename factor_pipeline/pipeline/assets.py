@@ -14,11 +14,13 @@ from factor_pipeline.evaluation import factor_table
 from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, FEATURE_NAMES, compute_features
 from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples, scale_steps
 from factor_pipeline.features.store import save_samples
-from factor_pipeline.market import session_calendar
+from factor_pipeline.market import input_files, session_calendar
+from factor_pipeline.market import store as market_store
 from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
-from factor_pipeline.pipeline import checks, partitions
+from factor_pipeline.pipeline import checks, dagster_internals, partitions
 from factor_pipeline.pipeline.executors import TRAINING_OP_TAGS
+from factor_pipeline.pipeline.progress import TrainingProgress
 from factor_pipeline.pipeline.resources import PipelineResource
 from factor_pipeline.pipeline.views import ensure_views
 from factor_pipeline.storage import StorageError, read_json, read_months, write_json, write_parquet
@@ -29,13 +31,16 @@ monthly = partitions.monthly_partitions()
 # the backfill plan drops the months a source does not have, and each step reads only its own window.
 MODEL_LOOKBACK_MONTHS = max(training.lookback_months(profile_config(profile)) for profile in PROFILES)
 
+# The evaluation stage (with matplotlib) is imported inside the steps that use it: about 2.7 s that every
+# other step's process (each run imports this module) would pay, measured with -X importtime.
+
 # Only I/O on the source can fail transiently (a network filesystem, a file still being copied); bad data,
 # missing upstream months and training cannot, so nothing else retries.
 TRANSIENT_IO_RETRIES = 2
 
 # A backfill materialises a whole range of months of an asset in one run: months are independent given
 # their inputs, and a run's process start (Python, Dagster, torch) costs more than a month of most steps,
-# so one run per month made launching, not computing, bound a daemon-driven backfill (README, Operations).
+# so one run per month made launching, not computing, bound a daemon-driven backfill (docs/operations.md).
 # The report depends on the previous month's report: in one run it writes the months in order.
 MONTH_RANGE_POLICY = dg.BackfillPolicy.single_run()
 # Backfill policies are beta in Dagster 1.13; every import of this module (each run, the daemon, the CLI)
@@ -72,8 +77,6 @@ def _each_month(context: dg.AssetExecutionContext, build) -> Iterator[dg.Materia
     Dagster's blocking stops only the steps of the same run, and a backfill runs the next asset's months in
     another run, which would read what the check rejected.
     """
-    from dagster._core.errors import DagsterAssetCheckFailedError
-
     months = context.partition_keys
     results = [(month, build(month)) for month in months]
     if len(months) == 1:
@@ -102,7 +105,7 @@ def _each_month(context: dg.AssetExecutionContext, build) -> Iterator[dg.Materia
     rejected = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR and c.check_name in blocking]
     if rejected:
         yield from checks
-        raise DagsterAssetCheckFailedError(
+        dagster_internals.fail_on_blocking_checks(
             f"{context.asset_key.to_user_string()}: blocking check {', '.join(c.check_name for c in rejected)} failed"
         )
     if len(months) == 1:
@@ -133,9 +136,6 @@ def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> I
 
 
 def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
-    from factor_pipeline.market import input_files
-    from factor_pipeline.market import store as market_store
-
     pipeline.check_writable()
     try:
         frames = market_store.read_month(pipeline.source_cache, month)
@@ -248,7 +248,8 @@ def _gan_model_month(context: dg.AssetExecutionContext, pipeline: PipelineResour
     # Mode off has no GAN stage: nothing is loaded or trained, only the pointer the checkpoint step reads.
     if cfg.gan.mode != "off":
         data = model_store.load_training_data(layout, train_month, cfg)
-        artifact = model_store.ensure_gan(layout, data, cfg, log=context.log.info)
+        progress = TrainingProgress(context.log.info, f"gan_model {month} (trains {train_month})")
+        artifact = model_store.ensure_gan(layout, data, cfg, log=context.log.info, progress=progress.gan_step)
         pointer["gan_id"] = artifact.gan_id
         side = artifact.sidecar
         metadata = {
@@ -294,11 +295,15 @@ def _gru_checkpoint_month(context: dg.AssetExecutionContext, pipeline: PipelineR
             f"gan_model {month} points at GAN {pointer['gan_id']} but the current data and config give "
             f"{gan_artifact.gan_id}: re-materialise gan_model for {month}"
         )
-    main = model_store.ensure_checkpoint(layout, data, cfg, gan_artifact, log=context.log.info)
+    progress = TrainingProgress(context.log.info, f"gru_checkpoint {month} (trains {train_month})")
+    main = model_store.ensure_checkpoint(layout, data, cfg, gan_artifact, log=context.log.info, progress=progress.gru_epoch)
     record = {"month": month, "train_month": train_month, "checkpoint": main.checkpoint_id, "gan_mode": cfg.gan.mode}
     if cfg.factor.gan_off_baseline and cfg.gan.mode != "off":
         off_cfg = cfg.replace(gan={"mode": "off"})
-        off = model_store.ensure_checkpoint(layout, data, off_cfg, model_store.GanArtifact(None, None, {}, False), log=context.log.info)
+        progress = TrainingProgress(context.log.info, f"gru_checkpoint {month} (trains {train_month}, GAN-off baseline)")
+        off = model_store.ensure_checkpoint(
+            layout, data, off_cfg, model_store.GanArtifact(None, None, {}, False), log=context.log.info, progress=progress.gru_epoch
+        )
         record["gan_off_checkpoint"] = off.checkpoint_id
     write_json({**record, "provenance": layout.stamp("gru_checkpoint", month)}, layout.partition_path("gru_checkpoint", month))
     side = main.sidecar

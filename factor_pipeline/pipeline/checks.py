@@ -8,6 +8,8 @@ import pandas as pd
 
 from factor_pipeline.market import session_calendar
 from factor_pipeline.market.trading_rules import high_low_violations
+from factor_pipeline.pipeline import dagster_internals
+from factor_pipeline.pipeline.partitions import month_just_ended
 from factor_pipeline.pipeline.resources import PipelineResource
 from factor_pipeline.stats import is_constant
 
@@ -91,14 +93,6 @@ def check_pret(table: pd.DataFrame, month: str) -> dg.AssetCheckResult:
     return _result(PRET_CHECK, problems, stocks=len(table))
 
 
-def month_due(now) -> str:
-    """The month whose factor is due: the one before ``now``'s month in Shanghai time."""
-    import datetime as dt
-
-    local = now.astimezone(dt.timezone(dt.timedelta(hours=8)))
-    return session_calendar.shift_month(local.strftime("%Y-%m"), -1)
-
-
 @dg.asset_check(
     asset="pret_factor",
     name="factor_on_time",
@@ -106,9 +100,7 @@ def month_due(now) -> str:
     description="The month just ended has its factor (from this source and configuration) by 08:00 Shanghai on the 2nd.",
 )
 def factor_on_time(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    from dagster._time import get_current_datetime  # Dagster's clock, so a frozen test clock applies
-
-    month = month_due(get_current_datetime())
+    month = month_just_ended(dagster_internals.now())
     present = pipeline.layout.matches("factor", month)
     return dg.AssetCheckResult(
         passed=present,

@@ -10,12 +10,14 @@ FACTOR_PIPELINE_EXECUTOR selects the executor of every job:
 - ``celery``: dagster-celery sends each step to workers through FACTOR_PIPELINE_CELERY_BROKER; training
   steps go to the ``gpu`` queue, so only workers started with ``-q gpu`` (on GPU machines) take them.
 With either scale-out executor, FACTOR_PIPELINE_HOME must be storage that every worker mounts at the
-same path (a PersistentVolumeClaim, NFS/EFS, or a bucket mounted with a FUSE driver); see README, Operations.
+same path (a PersistentVolumeClaim, NFS/EFS, or a bucket mounted with a FUSE driver); see docs/operations.md.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import os
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import dagster as dg
@@ -38,10 +40,16 @@ HOME_VOLUME = "factor-pipeline-home"
 
 
 def instance_yaml(environ: dict | None = None) -> str:
-    """The instance settings file (in the repository root) that belongs in DAGSTER_HOME: PostgreSQL storage
-    when FACTOR_PIPELINE_POSTGRES_URL is set, which a scale-out needs, else SQLite files under DAGSTER_HOME."""
+    """The name of the instance settings file that belongs in DAGSTER_HOME: PostgreSQL storage when
+    FACTOR_PIPELINE_POSTGRES_URL is set, which a scale-out needs, else SQLite files under DAGSTER_HOME."""
     environ = os.environ if environ is None else environ
     return "dagster.postgres.yaml" if environ.get("FACTOR_PIPELINE_POSTGRES_URL") else "dagster.yaml"
+
+
+def instance_settings(environ: dict | None = None) -> Traversable:
+    """The instance settings file that belongs in DAGSTER_HOME, as shipped in the package: the top-level
+    dagster*.yaml and celery.yaml are linked under factor_pipeline/instance/ and copied into the wheel."""
+    return importlib.resources.files("factor_pipeline") / "instance" / instance_yaml(environ)
 
 
 def k8s_executor_config(environ: dict) -> dict:

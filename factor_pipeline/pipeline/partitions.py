@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import dagster as dg
 
-from factor_pipeline.market.session_calendar import FIRST_MONTH
+from factor_pipeline.market.session_calendar import FIRST_MONTH, shift_month
+
+# The exchange's time: months, schedules and the lateness check turn over at midnight here.
+TIMEZONE = "Asia/Shanghai"
 
 
 def monthly_partitions():
@@ -18,6 +24,12 @@ def monthly_partitions():
     return dg.MonthlyPartitionsDefinition(
         start_date=FIRST_MONTH,
         end_offset=1,
-        timezone="Asia/Shanghai",
+        timezone=TIMEZONE,
         fmt="%Y-%m",
     )
+
+
+def month_just_ended(moment: dt.datetime) -> str:
+    """The month before ``moment``'s month in Shanghai time (a naive ``moment`` is Shanghai time already)."""
+    local = moment.astimezone(ZoneInfo(TIMEZONE)) if moment.tzinfo else moment
+    return shift_month(local.strftime("%Y-%m"), -1)

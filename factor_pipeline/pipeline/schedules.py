@@ -17,13 +17,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pandas as pd
 
+from factor_pipeline.datasets import EVALUATION_ASSETS, FACTOR_ASSETS, PARTIAL_MONTH_ASSETS
 from factor_pipeline.market import session_calendar
+from factor_pipeline.pipeline import dagster_internals
 from factor_pipeline.pipeline.checks import factor_on_time
+from factor_pipeline.pipeline.partitions import TIMEZONE, month_just_ended, monthly_partitions
 from factor_pipeline.pipeline.resources import PipelineResource
-
-TIMEZONE = "Asia/Shanghai"
-FACTOR_ASSETS = ["raw_bars", "features", "samples", "gan_model", "gru_checkpoint", "pret_factor"]
-EVALUATION_ASSETS = ["factor_evaluation", "factor_report"]
 
 # The lateness check asks about the month just ended, not the month a run builds: it runs on its own schedule.
 LATENESS_CHECK = dg.AssetSelection.checks(factor_on_time)
@@ -41,12 +40,6 @@ monthly_evaluation_job = dg.define_asset_job(
 all_assets_job = dg.define_asset_job(
     "all_assets_job", selection=dg.AssetSelection.all() - LATENESS_CHECK, description="Every asset of one month."
 )
-
-
-def month_just_ended(tick: dt.datetime) -> str:
-    """The month before the tick's date in Shanghai time."""
-    local = tick.astimezone(dt.timezone(dt.timedelta(hours=8))) if tick.tzinfo else tick
-    return session_calendar.shift_month(local.strftime("%Y-%m"), -1)
 
 
 @dg.schedule(
@@ -108,37 +101,23 @@ def partial_month_targets(session: pd.Timestamp) -> dict[str, list[str]]:
     return {"raw_bars": [month], "factor_evaluation": [previous], "factor_report": [previous]}
 
 
-PARTIAL_MONTH_ASSETS = ["raw_bars", "factor_evaluation", "factor_report"]
-
-
 @dg.sensor(
     name="partial_month_sensor",
-    asset_selection=PARTIAL_MONTH_ASSETS,
+    asset_selection=list(PARTIAL_MONTH_ASSETS),
     minimum_interval_seconds=3600,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Each evening after 20:00 Shanghai: the current month's bars so far, and the previous month's "
     "IC on them (marked as of that session), as one asset backfill.",
 )
 def partial_month_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
-    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
-    from dagster._time import get_current_datetime  # Dagster's clock, so a frozen test clock applies
-
-    from factor_pipeline.pipeline.partitions import monthly_partitions
-
     pipeline.activate_calendar()
     try:
-        session = newest_published_session(get_current_datetime())
+        session = newest_published_session(dagster_internals.now())
     except session_calendar.CalendarHorizonError as exc:
         return dg.SkipReason(str(exc))
     if context.cursor == str(session.date()):
         return dg.SkipReason(f"the bars of {session.date()} are loaded and evaluated already")
-    monthly = monthly_partitions()
-    subset = AssetGraphSubset(
-        partitions_subsets_by_asset_key={
-            dg.AssetKey(asset): monthly.subset_with_partition_keys(months)
-            for asset, months in partial_month_targets(session).items()
-        }
-    )
+    subset = dagster_internals.asset_graph_subset(partial_month_targets(session), monthly_partitions())
     # A backfill, not a run: the evaluation must wait for the bars, and a run covers one partition.
     request = dg.RunRequest.for_asset_graph_subset(subset, tags={"factor_pipeline/partial_as_of": str(session.date())})
     return dg.SensorResult(run_requests=[request], cursor=str(session.date()))

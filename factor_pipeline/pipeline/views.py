@@ -15,23 +15,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from factor_pipeline.datasets import VIEW_DATASETS
 from factor_pipeline.market import session_calendar
 from factor_pipeline.storage import Layout, StorageError, load_sql, read_provenance, write_parquet
-
-# placeholder in sql/create_view_*.sql -> dataset directory under FACTOR_PIPELINE_HOME
-DATASETS = {
-    "calendar": "calendar",
-    "raw_daily": "raw_bars/daily",
-    "raw_stocks": "raw_bars/stocks",
-    "raw_truth": "raw_bars/truth",
-    "features": "features",
-    "samples": "samples",
-    "factor": "factor",
-    "eval_ic": "eval/ic",
-    "eval_portfolio": "eval/portfolio",
-    "eval_industry_ic": "eval/industry_ic",
-    "eval_industry_long_excess": "eval/industry_long_excess",
-}
 
 # (view, SQL file, datasets it reads, views it reads), in creation order
 VIEWS = (
@@ -83,15 +69,15 @@ def write_sessions(layout: Layout) -> Path:
 
 
 def _glob(layout: Layout, dataset: str) -> str:
-    return str(layout.dataset(DATASETS[dataset]) / "*.parquet")
+    return str(layout.dataset(VIEW_DATASETS[dataset]) / "*.parquet")
 
 
 def _has_files(layout: Layout, dataset: str) -> bool:
-    return any(not p.name.startswith(".") for p in layout.dataset(DATASETS[dataset]).glob("*.parquet"))
+    return any(not p.name.startswith(".") for p in layout.dataset(VIEW_DATASETS[dataset]).glob("*.parquet"))
 
 
 def render_view_sql(layout: Layout, sql_name: str) -> str:
-    globs = {name: sql_string_literal(_glob(layout, name)) for name in DATASETS}
+    globs = {name: sql_string_literal(_glob(layout, name)) for name in VIEW_DATASETS}
     return load_sql(sql_name).format(**globs)
 
 

@@ -59,7 +59,7 @@ def test_training_grid_is_anchored_and_sample_dates_include_the_rebalance_date()
 def test_dagster_partitions_start_early_and_reach_the_current_month_every_year():
     import datetime as dt
 
-    from dagster._core.test_utils import freeze_time
+    from factor_pipeline.pipeline.dagster_internals import freeze_time
 
     definition = partitions.monthly_partitions()
     for now, last in [(dt.datetime(2027, 2, 10, tzinfo=dt.timezone.utc), "2027-02"),

@@ -54,9 +54,7 @@ def _digests(home: Path) -> dict[str, str]:
 
 
 def test_a_graphql_backfill_listing_the_months_newest_first_writes_what_the_cli_wrote(smoke_backfill, tmp_path, monkeypatch):
-    from dagster._core.execution.backfill import BulkActionStatus
-
-    from factor_pipeline.pipeline import cli
+    from factor_pipeline.pipeline.backfill_watch import drive_backfill
 
     cli_home, _, _ = smoke_backfill
     targets = _targets(cli_home / "dagster", monkeypatch)
@@ -88,8 +86,8 @@ def test_a_graphql_backfill_listing_the_months_newest_first_writes_what_the_cli_
         monkeypatch.setenv(name, value)
     lines = []
     with dg.DagsterInstance.get() as instance:
-        ended, watcher = cli.drive_backfill(instance, result["backfillId"], targets, dagster_home / "daemon.log", out=lines.append)
-    assert ended.status == BulkActionStatus.COMPLETED_SUCCESS, "\n".join(lines)
+        ended, watcher = drive_backfill(instance, result["backfillId"], targets, dagster_home / "daemon.log", out=lines.append)
+    assert ended.status.value == "COMPLETED_SUCCESS", "\n".join(lines)
     assert watcher.done == {(asset, month) for asset, months in targets.items() for month in months}
 
     expected, found = _digests(cli_home), _digests(home)

@@ -2,7 +2,9 @@ import dagster as dg
 import pytest
 
 from factor_pipeline.market import session_calendar
-from factor_pipeline.pipeline.cli import backfill_targets, describe_months, submit_backfill
+from factor_pipeline.pipeline.backfill_command import submit_backfill
+from factor_pipeline.pipeline.backfill_plan import backfill_targets, describe_months
+from factor_pipeline.pipeline.dagster_internals import backfill_run_ranges
 from factor_pipeline.storage import Layout
 
 
@@ -36,7 +38,7 @@ def test_targets_skip_upstream_months_already_on_disk(tmp_path, monkeypatch):
 
 
 def test_failure_reasons_say_what_the_ui_shows():
-    from factor_pipeline.pipeline.cli import failure_reasons
+    from factor_pipeline.pipeline.backfill_watch import failure_reasons
 
     spec = dg.AssetCheckSpec("bars_quality", asset="bars", blocking=True)
 
@@ -58,7 +60,8 @@ def test_failure_reasons_say_what_the_ui_shows():
 
 
 def _layout_with_data_from(tmp_path, first: str) -> Layout:
-    from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity
+    from factor_pipeline.datasets import DATASET_CONFIG_SECTIONS
+    from factor_pipeline.storage import Identity
 
     months = session_calendar.months_between(first, "2026-12")
     identity = Identity("a market", "smoke", {d: "cfg" for d in DATASET_CONFIG_SECTIONS}, {m: m for m in months})
@@ -79,9 +82,6 @@ def test_history_before_the_source_is_never_targeted_and_a_range_that_needs_it_i
 
 
 def test_the_submitted_backfill_is_the_asset_backfill_of_the_targets_with_one_run_per_asset_and_range():
-    from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests_with_backfill_policies
-    from dagster._core.definitions.events import AssetKeyPartitionKey
-
     from factor_pipeline.pipeline.definitions import defs
 
     targets = {"raw_bars": session_calendar.months_between("2023-01", "2024-08"), "factor_report": ["2024-05", "2024-06"]}
@@ -92,12 +92,7 @@ def test_the_submitted_backfill_is_the_asset_backfill_of_the_targets_with_one_ru
         subset = stored.asset_backfill_data.target_subset
         assert {key.path[-1]: sorted(subset.get_partitions_subset(key).get_partition_keys()) for key in subset.asset_keys} == targets
     # What the daemon launches for that subset: the months of each asset in one run (its backfill policy).
-    requests = build_run_requests_with_backfill_policies(
-        asset_partitions=[AssetKeyPartitionKey(dg.AssetKey(a), m) for a, months in targets.items() for m in months],
-        asset_graph=defs.resolve_asset_graph(),
-        dynamic_partitions_store=None,
-    )
-    ranges = sorted((r.asset_selection[0].path[-1], r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests)
+    ranges = backfill_run_ranges(targets, defs.resolve_asset_graph())
     assert ranges == [("factor_report", "2024-05", "2024-06"), ("raw_bars", "2023-01", "2024-08")]
 
 
@@ -107,7 +102,7 @@ def test_months_are_described_as_ranges():
 
 def test_a_stored_runs_failure_reasons_name_the_failed_months_check_problems():
     from factor_pipeline.pipeline.assets import _each_month, monthly
-    from factor_pipeline.pipeline.cli import run_failure_reasons
+    from factor_pipeline.pipeline.backfill_watch import run_failure_reasons
 
     spec = dg.AssetCheckSpec("bars_quality", asset="bars", blocking=True)
 

@@ -5,17 +5,17 @@ from pathlib import Path
 
 import dagster as dg
 
+from factor_pipeline.datasets import ASSETS
 from factor_pipeline.pipeline.definitions import all_assets_job, defs
 
 REPO = Path(__file__).resolve().parents[2]
-CHAIN = ["raw_bars", "features", "samples", "gan_model", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
 
 
 def test_definitions_load_with_the_monthly_chain():
     graph = defs.resolve_asset_graph()
     keys = {key.path[-1] for key in graph.get_all_asset_keys()}
-    assert keys == set(CHAIN)
-    for upstream, downstream in zip(CHAIN, CHAIN[1:]):
+    assert keys == set(ASSETS)
+    for upstream, downstream in zip(ASSETS, ASSETS[1:]):
         assert dg.AssetKey(upstream) in graph.get(dg.AssetKey(downstream)).parent_keys or upstream == "gru_checkpoint"
     assert dg.AssetKey("gru_checkpoint") in graph.get(dg.AssetKey("pret_factor")).parent_keys
     for key in keys:

@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from factor_pipeline.pipeline.executors import HOME_VOLUME, STEP_RESOURCES, TRAINING_RESOURCES, executor_from_env, instance_yaml
+from factor_pipeline.pipeline.executors import HOME_VOLUME, STEP_RESOURCES, TRAINING_RESOURCES, executor_from_env, instance_settings, instance_yaml
 from factor_pipeline_tests.conftest import REPO
 
 SCRIPT = """
@@ -41,6 +41,15 @@ def test_the_postgres_instance_is_dagster_yaml_with_postgres_storage():
     assert postgres == plain
     assert instance_yaml({}) == "dagster.yaml"
     assert instance_yaml({"FACTOR_PIPELINE_POSTGRES_URL": "postgresql+psycopg2://dagster@db:5432/dagster"}) == "dagster.postgres.yaml"
+
+
+def test_the_package_ships_the_top_level_instance_and_sql_files():
+    from factor_pipeline.storage import SQL_DIR
+
+    assert instance_settings({}).read_bytes() == (REPO / "dagster.yaml").read_bytes()
+    postgres = instance_settings({"FACTOR_PIPELINE_POSTGRES_URL": "postgresql+psycopg2://dagster@db:5432/dagster"})
+    assert postgres.read_bytes() == (REPO / "dagster.postgres.yaml").read_bytes()
+    assert sorted(p.name for p in SQL_DIR.iterdir()) == sorted(p.name for p in (REPO / "sql").iterdir())
 
 
 def test_celery_workers_read_the_broker_from_the_environment(monkeypatch):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factor_pipeline.datasets import ASSETS
 from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline_tests.conftest import run_cli
 
@@ -15,7 +16,6 @@ from factor_pipeline_tests.conftest import run_cli
 pytestmark = pytest.mark.slow
 
 MONTHS = ["2024-05", "2024-06", "2024-07"]
-STAGES = ["raw_bars", "features", "samples", "gan_model", "gru_checkpoint", "pret_factor", "factor_evaluation", "factor_report"]
 
 
 def _query(home, sql):
@@ -39,7 +39,6 @@ def test_backfill_materialises_every_month_through_the_instance(smoke_backfill):
 
 
 def test_the_backfill_is_one_completed_dagster_asset_backfill_covering_the_range(smoke_backfill):
-    from dagster._core.execution.backfill import BulkActionStatus
 
     home, env, result = smoke_backfill
     import os
@@ -47,11 +46,11 @@ def test_the_backfill_is_one_completed_dagster_asset_backfill_covering_the_range
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
     with dg.DagsterInstance.get() as instance:
         (backfill,) = instance.get_backfills()  # what Runs > Backfills lists
-        assert backfill.is_asset_backfill and backfill.status == BulkActionStatus.COMPLETED_SUCCESS
+        assert backfill.is_asset_backfill and backfill.status.value == "COMPLETED_SUCCESS"
         target = backfill.asset_backfill_data.target_subset
         for key in target.asset_keys:
             assert set(MONTHS) <= set(target.get_partitions_subset(key).get_partition_keys()), key
-        assert {key.path[-1] for key in target.asset_keys} == set(STAGES)
+        assert {key.path[-1] for key in target.asset_keys} == set(ASSETS)
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
         # One run per asset's range of months (the gan, checkpoint and pRet steps share one), none outside it.
         assert len(runs) == 6 and {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
@@ -125,7 +124,7 @@ def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp
     """Clock in February 2027: the 2026-12 retrain, its evaluation on January 2027 bars, the 2027-01 factor."""
     import datetime as dt
 
-    from dagster._core.test_utils import freeze_time
+    from factor_pipeline.pipeline.dagster_internals import freeze_time
 
     from factor_pipeline.market import calendar_source, session_calendar
     from factor_pipeline.pipeline.assets import ALL_ASSETS
@@ -178,3 +177,30 @@ def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp
     assert bool(ic["complete"].iloc[0]) and ic["as_of"].iloc[0] == pd.Timestamp("2027-01-29")
     assert np.isfinite(ic["ic"].iloc[0])
     assert (home / "reports" / "2026-12" / "report.md").exists()
+
+
+def test_the_command_shows_the_training_progress_as_it_runs(smoke_backfill):
+    """Each GRU epoch and GAN check prints a line while its run is in flight, read from the event log,
+    where the UI shows the same lines in the step's logs."""
+    import os
+    import re
+
+    home, env, result = smoke_backfill
+    lines = result.stdout.splitlines()
+    gru = [line for line in lines if re.match(r"progress: gru_checkpoint \S+ \(trains \S+\) GRU member 1/1, epoch \d/4, "
+                                               r"validation IC -?\d\.\d{4}, elapsed [\dms]+, about [\dms]+ left$", line)]
+    gan = [line for line in lines if re.match(r"progress: gan_model \S+ \(trains \S+\) GAN step \d+/30, elapsed [\dms]+, about [\dms]+ left$", line)]
+    assert gru and gan, result.stdout[-4000:]
+    assert any("epoch 1/4" in line for line in gru) and any("GAN step 10/30" in line for line in gan)
+    # Printed before the run that trains ends, not after the backfill.
+    model_run_ends = [i for i, line in enumerate(lines) if "gru_checkpoint" in line and line.endswith(": SUCCESS")]
+    assert lines.index(gru[0]) < model_run_ends[0]
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    with dg.DagsterInstance.get() as instance:
+        logged = {
+            entry.user_message
+            for run in instance.get_runs()
+            for entry in instance.all_logs(run.run_id)
+            if entry.dagster_event is None and entry.step_key in ("gru_checkpoint", "gan_model")
+        }
+    assert set(gru) | set(gan) <= logged

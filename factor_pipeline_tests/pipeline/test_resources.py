@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from factor_pipeline.pipeline import cli
+from factor_pipeline.pipeline.backfill_plan import materialised
 from factor_pipeline.market import store as market_store
 from factor_pipeline.pipeline.assets import raw_bars
 from factor_pipeline.pipeline.resources import HomeIdentityError, PipelineResource
@@ -57,9 +57,9 @@ def test_a_month_of_another_configuration_is_rebuilt_not_read(tmp_path, two_mark
     layout = augment.layout
     factor_path = layout.partition("factor", "2024-01")
     write_parquet(pd.DataFrame({"month": ["2024-01"], "ts_code": ["600000.SH"], "pret": [0.1]}), factor_path, layout.stamp("factor", "2024-01"))
-    assert cli.materialised(augment.layout, "pret_factor", "2024-01")
+    assert materialised(augment.layout, "pret_factor", "2024-01")
     # The GAN mode is part of the factor's configuration: the month counts as missing and cannot be read.
-    assert not cli.materialised(off.layout, "pret_factor", "2024-01")
+    assert not materialised(off.layout, "pret_factor", "2024-01")
     with pytest.raises(ProvenanceError) as caught:
         read_months(off.layout, "factor", ["2024-01"])
     assert caught.value.args[0].count("config ") == 2  # names both identities

@@ -4,6 +4,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from factor_pipeline.pipeline.dagster_internals import freeze_time
 from factor_pipeline.pipeline.definitions import defs
 from factor_pipeline.market.session_calendar import rebalance_date
 from factor_pipeline.pipeline.schedules import monthly_evaluation_schedule, monthly_factor_schedule
@@ -57,8 +58,6 @@ def test_schedules_run_in_shanghai_time_and_are_registered():
     ],
 )
 def test_the_schedules_keep_ticking_past_the_library_calendar(tmp_path, tick, factor_month, evaluated_month):
-    from dagster._core.test_utils import freeze_time
-
     from factor_pipeline.pipeline import partitions
     from factor_pipeline.market import calendar_source, session_calendar
     from factor_pipeline_tests.market.test_session_calendar import write_trade_cal
@@ -81,8 +80,6 @@ def test_the_schedules_keep_ticking_past_the_library_calendar(tmp_path, tick, fa
 
 def test_the_freshness_check_flags_a_month_whose_factor_is_missing_at_eight_on_the_second(tmp_path):
     import pandas as pd
-    from dagster._core.test_utils import freeze_time
-
     from factor_pipeline.pipeline.assets import ALL_ASSETS
     from factor_pipeline.pipeline.checks import factor_on_time
     from factor_pipeline.pipeline.resources import PipelineResource
@@ -112,8 +109,6 @@ def test_the_freshness_check_flags_a_month_whose_factor_is_missing_at_eight_on_t
 def _partial_tick(when, cursor=None, home=None):
     from factor_pipeline.pipeline.resources import PipelineResource
     from factor_pipeline.pipeline.schedules import partial_month_sensor
-
-    from dagster._core.test_utils import freeze_time
 
     with dg.instance_for_test() as instance, freeze_time(when), dg.build_sensor_context(
         instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
@@ -147,8 +142,6 @@ def test_the_partial_months_refresh_marks_the_evaluation_as_of_its_newest_bar_an
     """What the sensor's backfill materialises, on input files whose newest month has bars to the 16th."""
     import numpy as np
     import pandas as pd
-    from dagster._core.test_utils import freeze_time
-
     from factor_pipeline.config import MarketConfig
     from factor_pipeline.market.synthetic import generate_market
     from factor_pipeline.pipeline.assets import ALL_ASSETS
