@@ -19,16 +19,20 @@ class SyntheticMarket:
     daily: pd.DataFrame  # canonical daily bars, sorted by (trade_date, ts_code); no row on suspended days
     stocks: pd.DataFrame  # canonical stocks table, delisted names included
     truth: pd.DataFrame  # month, ts_code, expected_return
+    # trade_date, ts_code, expected_return over the next session_truth_horizon sessions: a bench diagnostic only
+    session_truth: pd.DataFrame | None = None
 
 
 def generate_market(
     cfg: MarketConfig,
     sessions: pd.DatetimeIndex | None = None,
     calendar: session_calendar.SessionCalendar | None = None,
+    session_truth_horizon: int = 0,
 ) -> SyntheticMarket:
     """Simulate the market over ``sessions`` (default: the calendar's sessions from cfg.start to cfg.end, or to
     its last day). ``calendar`` defaults to the embedded market's own (exchange-calendars + the synthetic
-    calendar). Deterministic."""
+    calendar). Deterministic. ``session_truth_horizon`` > 0 adds ``session_truth``, the expected return over
+    that many sessions at every session: for the bench's learnable-ceiling diagnostic, never the pipeline."""
     calendar = calendar or session_calendar.synthetic_calendar()
     if sessions is None:
         end = pd.Timestamp(cfg.end) if cfg.end else calendar.known_until
@@ -40,7 +44,7 @@ def generate_market(
     # Child 0 draws the plan, children 1..10 the day loop's components (simulate.RandomStreams).
     seeds = np.random.SeedSequence(int(cfg.seed)).spawn(11)
     plan = make_plan(cfg, plan_sessions_for(sessions), seeds[0])
-    recording = simulate(plan, sessions, seeds[1:], calendar, cfg)
+    recording = simulate(plan, sessions, seeds[1:], calendar, cfg, session_truth_horizon)
     return assemble(plan, sessions, recording)
 
 
@@ -49,7 +53,8 @@ def assemble(plan: MarketPlan, sessions: pd.DatetimeIndex, recording: Recording)
     daily = _daily_bars(codes, sessions, recording)
     stocks = _stocks(plan, sessions, recording.delisting_session)
     truth = _truth(codes, recording.truth)
-    return SyntheticMarket(daily=daily, stocks=stocks, truth=truth)
+    session_truth = _session_truth(codes, sessions, recording.session_truth) if recording.session_truth else None
+    return SyntheticMarket(daily=daily, stocks=stocks, truth=truth, session_truth=session_truth)
 
 
 def _daily_bars(codes, sessions: pd.DatetimeIndex, recording: Recording) -> pd.DataFrame:
@@ -111,5 +116,16 @@ def _truth(codes, parts: list[tuple[str, np.ndarray, np.ndarray]]) -> pd.DataFra
             "month": pd.array(months, dtype="str"),
             "ts_code": codes.take(rows),
             "expected_return": values.astype(float),
+        }
+    )
+
+
+def _session_truth(codes, sessions: pd.DatetimeIndex, parts: list[tuple[int, np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    dates = np.concatenate([np.full(len(rows), t, dtype=np.int64) for t, rows, _ in parts])
+    return pd.DataFrame(
+        {
+            "trade_date": sessions.take(dates).as_unit("ns"),
+            "ts_code": codes.take(np.concatenate([rows for _, rows, _ in parts])),
+            "expected_return": np.concatenate([expected for _, _, expected in parts]).astype(float),
         }
     )

@@ -138,7 +138,10 @@ def simulate(
     seeds,
     calendar: session_calendar.SessionCalendar,
     effects: MarketConfig,
+    session_truth_horizon: int = 0,
 ) -> Recording:
+    """The day loop. ``session_truth_horizon`` > 0 also records, at every session, each trading name's expected
+    return over that many sessions (a diagnostic of what a model could learn; the pipeline never reads it)."""
     streams = RandomStreams.of(seeds)
     state = SimulationState.at_start(plan, streams.volume)
     schedule = EventSchedule.of(plan)
@@ -173,6 +176,11 @@ def simulate(
                 t, holding_days[t], bars.rows, events, episodes, quotes, plan, level_drift
             )
             recording.truth.append((date.strftime("%Y-%m"), bars.rows, expected))
+        if session_truth_horizon:
+            expected = expected_return_to_next_month_end(
+                t, session_truth_horizon, bars.rows, events, episodes, quotes, plan, level_drift
+            )
+            recording.session_truth.append((t, bars.rows, expected))
         life.suspension_left[suspended] -= 1
         life.days_listed[listed] += 1
 

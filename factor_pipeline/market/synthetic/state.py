@@ -193,6 +193,7 @@ class Recording:
         "idx", "open", "high", "low", "close", "pre_close", "volume", "amount", "adj", "float", "st")})
     rows_per_session: list[int] = field(default_factory=list)
     truth: list[tuple[str, np.ndarray, np.ndarray]] = field(default_factory=list)  # (month, rows, expected)
+    session_truth: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)  # (session, rows, expected)
     delisting_session: np.ndarray | None = None
 
     def add_session(self, bars: Bars, trades: Trades, quotes: Quotes, life: LifeCycle) -> None:

@@ -1,0 +1,52 @@
+"""Tables of bench/slow_features.py runs: each run against "base" on paired months, and per-epoch reads.
+
+    .venv/bin/python bench/slow_features_report.py bench/results/2026-12-03/slow_features_*.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from factor_pipeline.evaluation import metrics  # noqa: E402
+
+
+def main(paths: list[str]) -> None:
+    runs = {}
+    for path in paths:
+        runs.update(json.loads(Path(path).read_text()))
+    base = pd.Series(runs["base"]["monthly"])
+    print("| run | options | truth_corr | minus base (paired) | minus reversal (paired) | IC | reversal read | episodes read | epochs chosen |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, run in runs.items():
+        s = run["summary"]
+        tc, rev = s["pret"]["truth_corr"], s["pret_minus_reversal"]["truth_corr"]
+        diff = metrics.paired_difference(pd.Series(run["monthly"]), base) if name != "base" else None
+        chosen = [f["chosen"] for f in run["fits"].values()]
+        print(
+            f"| {name} | {', '.join(f'{k}={v}' for k, v in run['opts'].items()) or 'the default'} | {tc['mean']:.3f} ± {tc['se']:.3f} | "
+            + (f"{diff['mean']:+.3f} ± {diff['se']:.3f}" if diff else "")
+            + f" | {rev['mean']:+.3f} ± {rev['se']:.3f} | {s['pret']['ic']['mean']:.4f} | {run['reads']['reversal']:.2f} | "
+            f"{run['reads']['episodes']:.2f} | {chosen} |"
+        )
+    for name, run in runs.items():
+        curves = [f["curve"] for f in run["fits"].values() if f["curve"]]
+        if not curves:
+            continue
+        print(f"\nPer epoch, {name} (mean over the {len(curves)} training months of the six held-out months' reads):\n")
+        print("| epoch | steps | val IC | truth_corr | reversal | episodes | attention |")
+        print("|---|---|---|---|---|---|---|")
+        n = min(len(c) for c in curves)
+        for e in range(n):
+            row = pd.DataFrame([c[e] for c in curves]).mean(numeric_only=True)
+            print(f"| {e + 1} | {int(row['steps'])} | {row['val_ic']:.3f} | {row['truth_corr']:.3f} | {row['reversal']:.2f} | {row['episodes']:.2f} | {row['attention']:.2f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
