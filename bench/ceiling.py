@@ -94,19 +94,14 @@ def reads(model, months, data: Dataset, cfg) -> dict[str, list[float]]:
 
 def fit_on_truth(td: training.TrainingData, months, data: Dataset, cfg, epochs: int, seed: int, log) -> list[dict]:
     """Train for ``epochs`` epochs on the truth-labelled window; after each, the validation IC and the reads."""
-    train = gru._to_tensors(list(zip(td.X[: td.n_train], td.y[: td.n_train])), torch.device("cpu"))
-    val = gru._to_tensors(list(zip(td.X[td.val_start :], td.y[td.val_start :])), torch.device("cpu"))
-    prec = precision.resolve(cfg.model.precision, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    train = gru.to_tensors(list(zip(td.X[: td.n_train], td.y[: td.n_train])), cpu)
+    val = gru.to_tensors(list(zip(td.X[td.val_start :], td.y[td.val_start :])), cpu)
+    prec = precision.resolve(cfg.model.precision, cpu)
     curve = []
-    with gru.deterministic(torch.device("cpu"), seed):
-        model = gru.build_model(cfg.model, train[0][0].shape[-1], train[0][0].shape[1])
-        optimizer = gru.optimizer_for(model, cfg.model)
-        order = torch.Generator().manual_seed(seed)
+    with gru.training_run(cfg.model, train[0][0].shape[-1], train[0][0].shape[1], seed, cpu) as (model, optimizer, order):
         for epoch in range(1, epochs + 1):
-            model.train()
-            for i in torch.randperm(len(train), generator=order).tolist():
-                gru.training_step(model, optimizer, *train[i], prec)
-            model.eval()
+            gru.train_epoch(model, optimizer, train, order, prec)
             with precision.autocast(prec):
                 val_ic = gru._validation_ic(model, val)
             point = {"epoch": epoch, "steps": epoch * len(train), "val_ic": val_ic}
