@@ -47,7 +47,6 @@ from factor_pipeline.config import SEED_TRAINING, STEP_CHANNELS, Config, profile
 from factor_pipeline.market.synthetic import generate_market  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
-TRUTH_TARGET = False  # --truth-target: a diagnostic of what the model could read with noise-free labels
 
 # Each option is a set of ModelConfig changes on top of the profile; "seed" is the seed's training.
 OPTIONS: dict[str, dict] = {
@@ -245,14 +244,6 @@ class Dataset:
         dates = training.training_dates(train_month, cfg)
         as_of = session_calendar.rebalance_date(train_month)
         label, label_end = self.labels(training.training_label_horizon(cfg))
-        if TRUTH_TARGET:
-            # Diagnostic only (--truth-target): train on the truth itself, on the window's month ends.
-            truth = self.truth.set_index(["month", "ts_code"])["expected_return"]
-            label = pd.Series(truth.reindex(pd.MultiIndex.from_arrays([self.samples["month"], self.samples["ts_code"]])).to_numpy(), index=self.samples.index)
-            # The window's month ends before the training date (the grid rarely holds them; d(T) is scored).
-            ends = {session_calendar.rebalance_date(m) for m in self.samples["month"].unique()}
-            dates = pd.DatetimeIndex(sorted(d for d in ends if dates[0] <= d < as_of))
-            label = label.where(self.samples["trade_date"].isin(dates))
         rows = self.samples[self.samples["trade_date"].isin(dates) & (label_end <= as_of) & label.notna()]
         labels = label[rows.index].to_numpy(dtype=np.float64)
         rows = rows.reset_index(drop=True)
@@ -422,10 +413,7 @@ def main() -> None:
     parser.add_argument("--stocks", type=int, default=0, help="market.n_stocks instead of the profile's (a learning curve)")
     parser.add_argument("--sample-every", type=int, default=0, help="samples.sample_every instead of the profile's (a denser training grid)")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--truth-target", action="store_true", help="diagnostic: train on the truth (month ends only)")
     args = parser.parse_args()
-    global TRUTH_TARGET
-    TRUTH_TARGET = args.truth_target
 
     base = profile_config(args.profile)
     base = base.replace(market={**VARIANTS[args.variant], **({"n_stocks": args.stocks} if args.stocks else {})})
@@ -440,7 +428,7 @@ def main() -> None:
     result = {
         "profile": args.profile,
         "variant": args.variant + (f", {args.stocks} stocks" if args.stocks else "")
-        + (f", a sample every {args.sample_every} sessions" if args.sample_every else "") + (", truth target" if args.truth_target else ""),
+        + (f", a sample every {args.sample_every} sessions" if args.sample_every else ""),
         "market": base.to_dict()["market"],
         "months": f"{months[0]}..{months[-1]}",
         "dataset_seconds": round(time.time() - started, 1),
