@@ -26,13 +26,14 @@ from factor_pipeline.market.input_files import (
     source_directory,
     validate_frames,
 )
+from factor_pipeline.market.tushare import exports, fetch
 
-CACHE_FORMAT = 2  # bump when the cached layout or the canonicalisation changes
+CACHE_FORMAT = 3  # bump when the cached layout or the canonicalisation changes
 MANIFEST = "manifest.json"
 DAILY_SCHEMA = pa.schema(
     [("ts_code", pa.string()), ("trade_date", pa.timestamp("ns"))]
     + [(c, pa.float64()) for c in ("open", "high", "low", "close", "pre_close", "volume", "amount")]
-    + [("adj_factor", pa.float64()), ("float_shares", pa.float64()), ("is_st", pa.bool_())]
+    + [("adj_factor", pa.float64()), ("float_shares", pa.float64()), ("is_st", pa.bool_()), ("industry", pa.string())]
 )
 STOCKS_SCHEMA = pa.schema(
     [
@@ -43,6 +44,7 @@ STOCKS_SCHEMA = pa.schema(
         ("delist_date", pa.timestamp("ns")),
     ]
 )
+INDUSTRY_CHANGES = "industry_changes.parquet"
 TRUTH_SCHEMA = pa.schema([("month", pa.string()), ("ts_code", pa.string()), ("expected_return", pa.float64())])
 
 
@@ -104,8 +106,18 @@ def month_states(frames: MarketFrames) -> dict[str, str]:
     return states
 
 
+def industry_changes(daily: pd.DataFrame) -> pd.DataFrame:
+    """(ts_code, trade_date, industry) of each stock's first bar and of every bar whose industry differs from
+    the stock's previous bar: the point-in-time industry, small enough to read whole for any month."""
+    bars = daily[["ts_code", "trade_date", "industry"]].sort_values(["ts_code", "trade_date"], kind="stable")
+    first = bars["ts_code"].ne(bars["ts_code"].shift())
+    changed = bars["industry"].ne(bars["industry"].shift())
+    return bars[(first | changed).to_numpy()].reset_index(drop=True)
+
+
 def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
     _write_daily(frames.daily, target / "daily.parquet")
+    storage.write_parquet(industry_changes(frames.daily), target / INDUSTRY_CHANGES)
     storage.write_parquet(
         pa.Table.from_pandas(frames.stocks, schema=STOCKS_SCHEMA, preserve_index=False), target / "stocks.parquet"
     )
@@ -124,10 +136,13 @@ def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
     )
 
 
-def load_source(source: str, cfg: Config, cache_dir: Path, calendar_path: str | None = None) -> Path:
+def load_source(
+    source: str, cfg: Config, cache_dir: Path, calendar_path: str | None = None, tushare_dir: Path | None = None
+) -> Path:
     """Materialise the whole source once as canonical Parquet under ``cache_dir/<key>/``; return that directory.
 
-    ``source`` is ``"synthetic"`` or a directory of input files. The key is ``synthetic-<market fingerprint>-cal-
+    ``source`` is ``"synthetic"``, ``"tushare"`` (the responses fetched into ``tushare_dir``) or a directory of
+    input files, canonical or Tushare exports. The key is ``synthetic-<market fingerprint>-cal-
     <calendar fingerprint>`` or ``files-<hash of the files' names, sizes, mtimes and the calendar>``, because
     the synthetic market and the validation both depend on the sessions; a complete cache is reused as it
     is. The input is validated fully before anything is written. The manifest records the source's identity
@@ -153,13 +168,22 @@ def load_source(source: str, cfg: Config, cache_dir: Path, calendar_path: str | 
             "market": cfg.to_dict()["market"],
             "calendar": calendar.description,
         }
+    elif text.lower() == "tushare":
+        if tushare_dir is None:
+            raise ValueError("the tushare source needs the directory its fetched responses are stored in")
+        stamp = fetch.stored_fingerprint(tushare_dir)
+        target = cache_dir / f"tushare-{stamp}-cal-{calendar.fingerprint}-f{CACHE_FORMAT}"
+        if _cache_complete(target):
+            return target
+        frames = exports.convert(*fetch.stored_tables(tushare_dir))
+        manifest = {"source": "tushare", "files": {"fetched": str(tushare_dir)}, "calendar": calendar.description}
     else:
         directory = source_directory(text, from_env=True)
-        files = locate_inputs(directory)
+        files = exports.locate_exports(directory) or locate_inputs(directory)
         target = cache_dir / _files_key(directory, files, calendar.fingerprint)
         if _cache_complete(target):
             return target
-        frames = read_inputs(files)
+        frames = exports.read_exports(files) if "stock_basic" in files else read_inputs(files)
         manifest = {
             "source": str(directory.resolve()),
             "files": {k: p.name for k, p in files.items()},
@@ -186,7 +210,8 @@ def read_month(cache: Path, month: str) -> MarketFrames:
     """The month's daily rows, the stocks table as of its rebalance date d(m), and its truth rows (or None).
 
     Point in time: only names with list_date <= d(m); a delist_date later than d(m) is not yet known and
-    reads NaT.
+    reads NaT; the industry is the one of the stock's last bar on or before d(m) (the static column for a
+    stock without bars yet).
     """
     cache = Path(cache)
     period = session_calendar.parse_month(month)
@@ -201,6 +226,10 @@ def read_month(cache: Path, month: str) -> MarketFrames:
         stocks[column] = stocks[column].astype("datetime64[ns]")
     stocks = stocks[stocks["list_date"] <= rebalance].reset_index(drop=True)
     stocks["delist_date"] = stocks["delist_date"].where(stocks["delist_date"] <= rebalance, pd.NaT)
+    changes = _read_cached(cache / INDUSTRY_CHANGES, filters=[("trade_date", "<=", rebalance)])
+    as_of = changes.sort_values("trade_date", kind="stable").drop_duplicates("ts_code", keep="last")
+    known = stocks["ts_code"].map(as_of.set_index("ts_code")["industry"])
+    stocks["industry"] = known.fillna(stocks["industry"]).astype(stocks["industry"].dtype)
 
     truth = None
     if (cache / "truth.parquet").is_file():

@@ -10,6 +10,7 @@ import dagster as dg
 
 from factor_pipeline.market import session_calendar
 from factor_pipeline.config import Config, ConfigError, profile_config, seed_training
+from factor_pipeline.pipeline import tushare_source
 from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity, Layout, StorageError, read_json, write_json
 
 
@@ -51,7 +52,14 @@ class PipelineResource(dg.ConfigurableResource):
 
     def activate_calendar(self) -> session_calendar.SessionCalendar:
         """Make this source's session calendar the one every stage function uses in this process."""
-        return session_calendar.activate(session_calendar.resolve(self.source, self.calendar or None))
+        return session_calendar.activate(session_calendar.resolve(self.source, self.calendar_path))
+
+    @property
+    def calendar_path(self) -> str | None:
+        """FACTOR_PIPELINE_CALENDAR, else (tushare source) the trade_cal fetched so far."""
+        if self.calendar:
+            return self.calendar
+        return tushare_source.calendar_file(self.home) if tushare_source.is_tushare(self.source) else None
 
     @property
     def config(self) -> Config:
@@ -73,7 +81,10 @@ class PipelineResource(dg.ConfigurableResource):
         """The whole source as canonical Parquet (built on first use; see market_store.load_source)."""
         from factor_pipeline.market import store as market_store
 
-        return market_store.load_source(self.source, self.config, Layout(self.home).source_cache, self.calendar or None)
+        return market_store.load_source(
+            self.source, self.config, Layout(self.home).source_cache, self.calendar_path,
+            tushare_dir=tushare_source.raw_dir(self.home),
+        )
 
     @property
     def layout(self) -> Layout:
