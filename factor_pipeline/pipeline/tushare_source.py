@@ -51,11 +51,15 @@ def fetch_months(home: str | Path, months: list[str], log: logging.Logger | None
 
 
 def backfill_months(first: str, last: str, cfg: Config) -> list[str]:
-    """first..last and the months before it that the first month's model trains on."""
+    """first..last and the history before it: the first month's training window, and the bars its first
+    samples' feature windows read (the planner takes the first month fetched as the source's first)."""
+    from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS
+    from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS
     from factor_pipeline.model import training
 
     train_month = training.training_month(first, cfg.model.retrain_months)
     start = first
     if training.window_start_position(train_month, cfg) >= 0:
         start = min(first, training.window_months(train_month, cfg)[0])
+    start = session_calendar.shift_month(start, -(FEATURE_LOOKBACK_MONTHS + SEQUENCE_LOOKBACK_MONTHS))
     return session_calendar.months_between(start, last)

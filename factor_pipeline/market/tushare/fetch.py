@@ -39,7 +39,7 @@ ENDPOINTS = {
         ("open", "high", "low", "close", "pre_close", "change", "pct_chg", "vol", "amount"),
         6000,
     ),
-    "adj_factor": Endpoint(("ts_code", "trade_date", "adj_factor"), ("adj_factor",), 2000),
+    "adj_factor": Endpoint(("ts_code", "trade_date", "adj_factor"), ("adj_factor",), 6000),
     "daily_basic": Endpoint(("ts_code", "trade_date", "float_share"), ("float_share",), 6000),
     "stock_basic": Endpoint(
         ("ts_code", "symbol", "name", "industry", "market", "list_status", "list_date", "delist_date"), (), 6000

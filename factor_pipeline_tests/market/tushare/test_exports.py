@@ -115,3 +115,23 @@ def test_canonical_volume_beside_stock_basic_is_refused_with_the_unit(tmp_path, 
     with pytest.raises(InputValidationError) as caught:
         _load(tmp_path, write_tables(tmp_path / "exports", tables))
     assert caught.value.column == "vol" and "lots of 100 shares" in str(caught.value)
+
+
+def test_a_later_reassignment_or_st_leaves_earlier_months_as_they_were(tmp_path, tables):
+    before = _load(tmp_path / "a", write_tables(tmp_path / "before", tables))
+    members = tables["index_member_all"].copy()
+    members.loc[members["ts_code"] == "600000.SH", ["out_date", "is_new"]] = ["20240310", "N"]
+    moved = members[members["ts_code"] == "600000.SH"].assign(l1_name="传媒", l1_code="801760.SI", in_date="20240311",
+                                                              out_date=None, is_new="Y")
+    names = tables["namechange"]
+    st = names[names["ts_code"] == "600000.SH"].assign(name="*ST浦发", start_date="20240312", end_date=None)
+    changed = {**tables, "index_member_all": pd.concat([members, moved]), "namechange": pd.concat([names, st])}
+    after = _load(tmp_path / "b", write_tables(tmp_path / "after", changed))
+    for month in ("2024-01", "2024-02"):
+        pd.testing.assert_frame_equal(read_month(before, month).daily, read_month(after, month).daily)
+        pd.testing.assert_frame_equal(read_month(before, month).stocks, read_month(after, month).stocks)
+    march = read_month(after, "2024-03")
+    pufa = march.daily[march.daily["ts_code"] == "600000.SH"].set_index("trade_date")
+    assert pufa.loc["2024-03-11", "industry"] == "Media" and pufa.loc["2024-03-08", "industry"] == "Banks"
+    assert pufa.loc["2024-03-12":, "is_st"].all() and not pufa.loc[:"2024-03-11", "is_st"].any()
+    assert march.stocks.set_index("ts_code").loc["600000.SH", "industry"] == "Media"
