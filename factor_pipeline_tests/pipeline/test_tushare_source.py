@@ -1,7 +1,8 @@
 """FACTOR_PIPELINE_SOURCE=tushare end to end on the smoke profile, against a local Tushare Pro server: a CLI
-backfill fetches and builds two months, the monthly schedule's run for the next month fetches only that
-month, canonical files and Tushare exports of the same market give bit-identical raw bars and pRet, the
-factor's industry is the one each stock had on the date, and the token is nowhere in the home or the logs."""
+backfill fetches and builds two months, the monthly schedule's run for the next month fetches only what
+that month lacks, canonical files and Tushare exports of the same market give bit-identical raw bars and
+pRet, the factor's industry is the one each stock had on the date, and the token is nowhere in the home or
+the logs."""
 
 from __future__ import annotations
 
@@ -114,28 +115,30 @@ def test_tushare_backfill_then_the_schedule_fetches_only_the_next_month(tmp_path
         assert scheduled.returncode == 0, scheduled.stdout[-3000:] + scheduled.stderr[-6000:]
         assert f"scheduled {NEXT} True" in scheduled.stdout
         new = api.requests[before_schedule:]
-        by_endpoint = {n: sorted(p["trade_date"] for m, p in new if m == n) for n in ("daily", "adj_factor", "daily_basic")}
+        by_endpoint = {n: sorted({p["trade_date"] for m, p in new if m == n}) for n in ("daily", "adj_factor", "daily_basic")}
         assert by_endpoint == {n: sorted(late_july) for n in by_endpoint}  # only what July lacked
         assert {n for n, _ in new} == {"daily", "adj_factor", "daily_basic", "stock_basic", "index_member_all", "namechange"}
 
+    # The same market as canonical files and as exports: June alone (its model trains on the same window).
     for name in ("canonical", "exports"):
-        result = run_cli(["backfill", "--from", MONTHS[0], "--to", MONTHS[-1], "--executor", "in_process"],
+        result = run_cli(["backfill", "--from", MONTHS[-1], "--to", MONTHS[-1], "--executor", "in_process"],
                          {**pipeline_env(homes[name]), "FACTOR_PIPELINE_SOURCE": sources[name]})
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
 
     # Bit-identical raw bars, stock tables and pRet from the three ways in.
-    all_months = session_calendar.months_between("2023-01", NEXT)
-    reference = {d: _frames(homes["canonical"], d, all_months) for d in ("raw_bars/daily", "raw_bars/stocks")}
-    reference["factor"] = _frames(homes["canonical"], "factor", MONTHS)
+    built = sorted(p.stem for p in (homes["canonical"] / "raw_bars" / "daily").glob("*.parquet"))
+    assert built[0] < "2024-01" and built[-1] == NEXT  # the window, its feature history, and July
+    reference = {d: _frames(homes["canonical"], d, built) for d in ("raw_bars/daily", "raw_bars/stocks")}
+    reference["factor"] = _frames(homes["canonical"], "factor", MONTHS[-1:])
     for name in ("exports", "tushare"):
         for dataset, frames in reference.items():
             other = _frames(homes[name], dataset, list(frames))
             for month, frame in frames.items():
                 pd.testing.assert_frame_equal(frame, other[month], check_exact=True, obj=f"{name} {dataset} {month}")
-    pret = reference["factor"]
-    assert np.isfinite(pret[MONTHS[0]]["pret"]).any()
+    assert np.isfinite(reference["factor"][MONTHS[-1]]["pret"]).sum() > 50
 
     # The factor (and so the industry attribution, which groups it by this column) has each month's industry.
+    pret = _frames(homes["tushare"], "factor", MONTHS)
     for month, industry in ((MONTHS[0], before), (MONTHS[1], after)):
         row = pret[month][pret[month]["ts_code"] == moved]
         assert list(row["industry"]) == [industry], (month, row)

@@ -102,6 +102,20 @@ class _Fetcher:
         storage.write_parquet(frame, self.directory / f"{name}.parquet", provenance)
 
 
+def _calendar(fetcher: _Fetcher, period: pd.Period) -> pd.DataFrame | None:
+    """The month's stored trade_cal, fetched when missing; None while Tushare has none for it."""
+    calendar, _ = _stored(fetcher.directory / "trade_cal.parquet")
+    if calendar is None:
+        params = {"exchange": "SSE", "start_date": period.start_time.strftime("%Y%m%d"),
+                  "end_date": period.end_time.strftime("%Y%m%d")}
+        calendar, request = fetcher.ask("trade_cal", params)
+        if calendar.empty:
+            return None
+        fetcher.save("trade_cal", calendar, [request])
+        write_calendar(fetcher.directory.parent)
+    return calendar
+
+
 def fetch_month(client: TushareClient, raw_dir: Path, month: str, through, log: logging.Logger | None = None) -> dict:
     """Fetch what ``month`` lacks, up to the date ``through``; return {"requests": n, "new_dates": {...}}."""
     log = log or client.log
@@ -113,15 +127,14 @@ def fetch_month(client: TushareClient, raw_dir: Path, month: str, through, log: 
     if through < period.start_time:
         return summary
 
-    calendar, calendar_meta = _stored(directory / "trade_cal.parquet")
+    calendar = _calendar(fetcher, period)
     if calendar is None:
-        params = {"exchange": "SSE", "start_date": period.start_time.strftime("%Y%m%d"),
-                  "end_date": period.end_time.strftime("%Y%m%d")}
-        calendar, request = fetcher.ask("trade_cal", params)
-        if calendar.empty:
-            raise ValueError(f"Tushare has no trade calendar for {month} yet (trade_cal {params})")
-        fetcher.save("trade_cal", calendar, [request])
-        write_calendar(raw_dir)
+        raise ValueError(f"Tushare has no trade calendar for {month} yet")
+    # The next month's sessions too, so that past exchange-calendars' horizon the partial-month sensor
+    # knows the sessions of the month it refreshes before any of its bars are fetched.
+    following = _Fetcher(client, Path(raw_dir) / (period + 1).strftime("%Y-%m"), log)
+    _calendar(following, period + 1)
+    fetcher.requests += following.requests
     open_days = sorted(d for d, o in zip(calendar["cal_date"], calendar["is_open"]) if o == 1.0)
     wanted = [d for d in open_days if d <= through.strftime("%Y%m%d")]
 
