@@ -6,6 +6,7 @@ the logs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -17,17 +18,18 @@ import pytest
 from factor_pipeline import storage
 from factor_pipeline.config import profile_config
 from factor_pipeline.market import session_calendar
+from factor_pipeline.market.tushare.client import TushareAuthError
+from factor_pipeline.pipeline import tushare_source
 from factor_pipeline_tests.conftest import REPO, pipeline_env, run_cli
 from factor_pipeline_tests.market.tushare.fake_api import (
     TOKEN,
     FakeTushare,
     exact_units,
     exports_from_canonical,
+    small_market,
     write_canonical,
     write_tables,
 )
-
-pytestmark = pytest.mark.slow
 
 MONTHS = ["2024-05", "2024-06"]
 NEXT = "2024-07"
@@ -82,6 +84,7 @@ def _everything_in(home) -> bytes:
     return b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow  # drives four Dagster backfills and a scheduled run
 def test_tushare_backfill_then_the_schedule_fetches_only_the_next_month(tmp_path, market):
     daily, stocks, members, moved, before, after = market
     tables = exports_from_canonical(daily, stocks, members)
@@ -148,3 +151,35 @@ def test_tushare_backfill_then_the_schedule_fetches_only_the_next_month(tmp_path
     assert all(TOKEN not in text for text in logs)
     provenance = json.dumps(storage.read_provenance(homes["tushare"] / "tushare" / NEXT / "daily.parquet"))
     assert "trade_date" in provenance and TOKEN not in provenance
+
+
+@pytest.fixture
+def small_api(monkeypatch):
+    with FakeTushare(exports_from_canonical(*small_market())) as api:
+        monkeypatch.setenv("TUSHARE_TOKEN", TOKEN)
+        monkeypatch.setenv("FACTOR_PIPELINE_TUSHARE_URL", api.url)
+        yield api
+
+
+def test_the_current_month_is_fetched_session_by_session(tmp_path, small_api):
+    """The partial-month sensor's refresh: each evening, only the sessions published since the last one."""
+    tushare_source.fetch_months(tmp_path, ["2024-02"], today=dt.date(2024, 2, 7))
+    first = {p["trade_date"] for n, p in small_api.requests if n == "daily"}
+    assert first == {"20240201", "20240202", "20240205", "20240206", "20240207"}
+    before = len(small_api.requests)
+    tushare_source.fetch_months(tmp_path, ["2024-02"], today=dt.date(2024, 2, 20))
+    later = {p["trade_date"] for n, p in small_api.requests[before:] if n == "daily"}
+    assert later == {"20240208", "20240219", "20240220"}  # the Spring Festival closed 02-09..02-16
+    assert tushare_source.calendar_file(tmp_path) is not None
+
+
+def test_without_a_token_the_fetch_says_which_variable(tmp_path, small_api, monkeypatch):
+    monkeypatch.delenv("TUSHARE_TOKEN")
+    with pytest.raises(TushareAuthError, match="TUSHARE_TOKEN"):
+        tushare_source.fetch_months(tmp_path, ["2024-02"])
+    assert small_api.requests == []
+
+
+def test_a_backfill_fetches_the_history_its_first_model_and_samples_read():
+    months = tushare_source.backfill_months("2024-05", "2024-06", profile_config("smoke"))
+    assert months[0] == "2023-01" and months[-1] == "2024-06" and len(months) == 18
