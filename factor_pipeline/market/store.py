@@ -90,6 +90,7 @@ def month_states(frames: MarketFrames) -> dict[str, str]:
     months = daily["trade_date"].dt.strftime("%Y-%m").to_numpy()
     bounds = np.flatnonzero(np.r_[True, months[1:] != months[:-1], True])
     stocks = frames.stocks
+    changes = industry_changes(daily)
     states, chain = {}, hashlib.sha256(b"factor-pipeline source state")
     for start, stop in zip(bounds[:-1], bounds[1:]):
         month = months[start]
@@ -97,7 +98,15 @@ def month_states(frames: MarketFrames) -> dict[str, str]:
         listed = stocks[stocks["list_date"] <= end].assign(
             delist_date=stocks["delist_date"].where(stocks["delist_date"] <= end, pd.NaT)
         )
-        chain.update(pd.util.hash_pandas_object(daily.iloc[start:stop], index=False).to_numpy().tobytes())
+        # Point in time: the industry as of the month's end, not the static (newest) one.
+        listed = with_industry_as_of(listed, changes, end)
+        bars = daily.iloc[start:stop]
+        chain.update(pd.util.hash_pandas_object(bars.drop(columns=["industry"]), index=False).to_numpy().tobytes())
+        # A bar's industry counts where it is not the month-end one (a move within the month), so that a
+        # home built from canonical files before bars carried an industry keeps its identity.
+        month_end = bars["ts_code"].map(listed.set_index("ts_code")["industry"]).to_numpy(dtype=object)
+        if (bars["industry"].to_numpy(dtype=object) != month_end).any():
+            chain.update(pd.util.hash_pandas_object(bars["industry"], index=False).to_numpy().tobytes())
         chain.update(pd.util.hash_pandas_object(listed, index=False).to_numpy().tobytes())
         if frames.truth is not None:
             truth = frames.truth[frames.truth["month"] == month]
@@ -113,6 +122,13 @@ def industry_changes(daily: pd.DataFrame) -> pd.DataFrame:
     first = bars["ts_code"].ne(bars["ts_code"].shift())
     changed = bars["industry"].ne(bars["industry"].shift())
     return bars[(first | changed).to_numpy()].reset_index(drop=True)
+
+
+def with_industry_as_of(stocks: pd.DataFrame, changes: pd.DataFrame, date) -> pd.DataFrame:
+    """``stocks`` with each stock's industry as of ``date``: its last change on or before it, else the static one."""
+    known = changes[changes["trade_date"] <= date].sort_values("trade_date", kind="stable")
+    as_of = stocks["ts_code"].map(known.drop_duplicates("ts_code", keep="last").set_index("ts_code")["industry"])
+    return stocks.assign(industry=as_of.fillna(stocks["industry"]).astype(stocks["industry"].dtype))
 
 
 def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
@@ -227,9 +243,7 @@ def read_month(cache: Path, month: str) -> MarketFrames:
     stocks = stocks[stocks["list_date"] <= rebalance].reset_index(drop=True)
     stocks["delist_date"] = stocks["delist_date"].where(stocks["delist_date"] <= rebalance, pd.NaT)
     changes = _read_cached(cache / INDUSTRY_CHANGES, filters=[("trade_date", "<=", rebalance)])
-    as_of = changes.sort_values("trade_date", kind="stable").drop_duplicates("ts_code", keep="last")
-    known = stocks["ts_code"].map(as_of.set_index("ts_code")["industry"])
-    stocks["industry"] = known.fillna(stocks["industry"]).astype(stocks["industry"].dtype)
+    stocks = with_industry_as_of(stocks, changes, rebalance)
 
     truth = None
     if (cache / "truth.parquet").is_file():

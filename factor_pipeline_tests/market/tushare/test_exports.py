@@ -135,3 +135,20 @@ def test_a_later_reassignment_or_st_leaves_earlier_months_as_they_were(tmp_path,
     assert pufa.loc["2024-03-11", "industry"] == "Media" and pufa.loc["2024-03-08", "industry"] == "Banks"
     assert pufa.loc["2024-03-12":, "is_st"].all() and not pufa.loc[:"2024-03-11", "is_st"].any()
     assert march.stocks.set_index("ts_code").loc["600000.SH", "industry"] == "Media"
+
+
+def test_a_reassignment_changes_the_month_states_from_its_month_on(market):
+    from factor_pipeline.market.input_files import validate_frames
+    from factor_pipeline.market.store import month_states
+
+    daily, stocks, _ = market
+    static = daily.assign(industry=daily["ts_code"].map(stocks.set_index("ts_code")["industry"]))
+    moved, unmoved = month_states(validate_frames(daily, stocks)), month_states(validate_frames(static, stocks))
+    without_column = month_states(validate_frames(daily.drop(columns=["industry"]), stocks))
+    assert unmoved == without_column  # the static industry on every bar: the states canonical files always had
+    assert moved["2024-02"] != unmoved["2024-02"] and moved["2024-03"] != unmoved["2024-03"]
+    # The move on 2024-02-19 is not known in January: January's state is that of the market before it, in
+    # which the stock was a Computers stock all along (a later membership must not reach back).
+    before = static.assign(industry=static["industry"].where(static["ts_code"] != "000001.SZ", "Computers"))
+    stocks_before = stocks.assign(industry=stocks["industry"].where(stocks["ts_code"] != "000001.SZ", "Computers"))
+    assert moved["2024-01"] == month_states(validate_frames(before, stocks_before))["2024-01"]
