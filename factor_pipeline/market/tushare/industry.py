@@ -64,6 +64,7 @@ def current_industry(members: pd.DataFrame) -> pd.Series:
 
 def _as_of(table: pd.DataFrame, on: str, codes: np.ndarray, dates: np.ndarray, columns: list[str]) -> pd.DataFrame:
     """Per (code, date) the row of ``table`` with the latest ``on`` <= date for that code (NaN where none)."""
+    dates = np.asarray(dates, dtype="datetime64[ns]")
     left = pd.DataFrame({"pos": np.arange(len(codes)), "ts_code": codes.astype(object), "date": dates})
     left = left.sort_values("date", kind="stable")
     right = table[["ts_code", on, *columns]].sort_values(on, kind="stable")
@@ -76,7 +77,9 @@ def industry_on(members: pd.DataFrame, codes: np.ndarray, dates: np.ndarray) -> 
     found = _as_of(members, "in_date", codes, dates, ["industry"])["industry"]
     first = members.drop_duplicates("ts_code", keep="first").set_index("ts_code")["industry"]
     earliest = pd.Series(codes.astype(object)).map(first)
-    return found.where(found.notna(), earliest).to_numpy(dtype=object)
+    result = found.where(found.notna(), earliest).to_numpy(dtype=object)
+    result[pd.isna(result)] = None
+    return result
 
 
 def parse_name_periods(file: str, raw: pd.DataFrame) -> pd.DataFrame:
@@ -107,7 +110,7 @@ def parse_name_periods(file: str, raw: pd.DataFrame) -> pd.DataFrame:
 def st_on(periods: pd.DataFrame, codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
     """Whether each (code, date) is ST; False for a stock without namechange records."""
     found = _as_of(periods, "start_date", codes, dates, ["end_date", "is_st"])
-    ended = found["end_date"].notna() & (found["end_date"].to_numpy() < dates)
+    ended = found["end_date"].notna() & (found["end_date"].to_numpy() < np.asarray(dates, dtype="datetime64[ns]"))
     return (found["is_st"].fillna(False).astype(bool) & ~ended).to_numpy(dtype=bool)
 
 
