@@ -24,6 +24,7 @@ from typing import Callable
 import pandas as pd
 
 DEFAULT_URL = "http://api.tushare.pro"
+# Words of the answer's msg, lower-cased; the rate-limit answer also says 权限, so it is tested first.
 RATE_LIMIT_MARKERS = ("每分钟最多访问", "每小时最多访问", "每天最多访问", "访问频率", "rate limit")
 TOKEN_MARKERS = ("token",)
 PERMISSION_MARKERS = ("权限", "积分", "permission")
@@ -85,7 +86,7 @@ def _describe(api_name: str, params: dict) -> str:
 
 def _classify(code, msg: str, what: str) -> TushareError:
     lowered = msg.lower()
-    if any(m in msg for m in RATE_LIMIT_MARKERS[:-1]) or RATE_LIMIT_MARKERS[-1] in lowered:
+    if any(m in lowered for m in RATE_LIMIT_MARKERS):
         return TushareRateLimitError(f"Tushare rate limit on {what}: {msg}")
     if any(m in lowered for m in TOKEN_MARKERS):
         return TushareAuthError(f"Tushare refused the token on {what}: {msg} (check TUSHARE_TOKEN)")
