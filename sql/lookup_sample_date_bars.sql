@@ -1,7 +1,7 @@
 -- Each listed stock's last bar on or before each sample date, for the point-in-time universe flags.
 WITH flagged AS (
-    -- Volume-0 rows still carry the ST flag of a halted day.
-    SELECT ts_code, trade_date, is_st
+    -- Volume-0 rows still carry the ST flag and the industry of a halted day.
+    SELECT ts_code, trade_date, is_st, industry
     FROM daily
 ),
 traded AS (
@@ -12,6 +12,7 @@ traded AS (
 SELECT
     c.row_id,
     COALESCE(f.is_st, FALSE) AS is_st,
+    f.industry,
     COALESCE(b.trade_date = c.trade_date, FALSE) AS is_trading,
     b.close,
     b.pre_close,

@@ -201,12 +201,16 @@ def build_samples(
     t_position = session_calendar.session_positions(samples["trade_date"], "sample dates") if len(samples) else np.zeros(0, np.int64)
     samples["listed_sessions"] = _listed_sessions(samples["list_date"].to_numpy(), t_position).astype(np.int64)
 
+    if "industry" not in daily.columns:  # bars stored before bars carried their day's industry
+        daily = daily.assign(industry=pd.Series(None, index=daily.index, dtype="str"))
     bars = storage.query_frames(
         "lookup_sample_date_bars",
         {"candidates": samples[["row_id", "ts_code", "trade_date"]], "daily": daily},
         {},
     )
     samples["is_st"] = bars["is_st"].to_numpy(dtype=bool)
+    # Point in time: the industry of the stock's last bar on or before t; the month-end table's without one.
+    samples["industry"] = bars["industry"].where(bars["industry"].notna(), samples["industry"]).to_numpy(dtype=object)
     samples["is_trading"] = bars["is_trading"].to_numpy(dtype=bool)
     close = bars["close"].to_numpy(dtype=np.float64, na_value=np.nan)
     pre_close = bars["pre_close"].to_numpy(dtype=np.float64, na_value=np.nan)

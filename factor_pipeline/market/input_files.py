@@ -7,7 +7,8 @@ holds the validated market lives in :mod:`factor_pipeline.market.store`.
 Canonical frames are those of docs/INTERFACES.md:
 
 - daily: ``ts_code`` str, ``trade_date`` datetime64[ns], ``open high low close pre_close volume amount
-  adj_factor float_shares`` float64, ``is_st`` bool; sorted by (trade_date, ts_code). Rows with volume 0
+  adj_factor float_shares`` float64, ``is_st`` bool, ``industry`` str (the stock's industry on that day);
+  sorted by (trade_date, ts_code). Rows with volume 0
   (suspended days, when a file carries them) are kept.
 - stocks: ``ts_code name industry`` str (industry: English SW level-1 name), ``list_date delist_date``
   datetime64[ns] (NaT while listed); sorted by ts_code.
@@ -33,7 +34,7 @@ from factor_pipeline.market.trading_rules import canonical_industry, high_low_vi
 SOURCE_ENV = "FACTOR_PIPELINE_SOURCE"
 
 DAILY_REQUIRED = ("ts_code", "trade_date", "open", "high", "low", "close", "pre_close", "volume", "amount")
-DAILY_OPTIONAL = ("adj_factor", "float_shares", "is_st")
+DAILY_OPTIONAL = ("adj_factor", "float_shares", "is_st", "industry")
 DAILY_COLUMNS = DAILY_REQUIRED + DAILY_OPTIONAL
 PRICE_COLUMNS = ("open", "high", "low", "close", "pre_close")
 STOCKS_REQUIRED = ("ts_code", "name", "industry", "list_date")
@@ -319,6 +320,25 @@ def _parse_bool(chk: _Checker, column: str) -> np.ndarray:
     return truth[codes]
 
 
+def _parse_industries(chk: _Checker, column: str) -> np.ndarray:
+    """English SW level-1 name per row (object array); empty or unknown names raise."""
+    series = chk.raw[column]
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    chk.check(column, codes < 0, lambda p: (None, _missing_problem(chk, p, column)))
+    canonical = [canonical_industry(u) if isinstance(u, str) else None for u in uniques]
+    bad_unique = np.array([c is None for c in canonical], dtype=bool)
+    chk.check(
+        column,
+        bad_unique[codes],
+        lambda p: (
+            series.iloc[p],
+            f"unknown industry {_quoted(series.iloc[p])}: expected a Shenwan (SW 2021) level-1 name "
+            "in Chinese or English, e.g. 银行 or Banks (see MARKET.md)",
+        ),
+    )
+    return np.array(canonical, dtype=object)[codes]
+
+
 def _validate_stocks(file: str, raw: pd.DataFrame) -> pd.DataFrame:
     raw = raw.reset_index(drop=True)
     chk = _Checker(file, raw, ("ts_code",))
@@ -334,20 +354,7 @@ def _validate_stocks(file: str, raw: pd.DataFrame) -> pd.DataFrame:
 
     names = raw["name"].astype(object).map(lambda v: "" if _is_missing(v) else str(v).strip())
 
-    ind_codes, ind_uniques = pd.factorize(raw["industry"], use_na_sentinel=True)
-    chk.check("industry", ind_codes < 0, lambda p: (None, _missing_problem(chk, p, "industry")))
-    canonical = [canonical_industry(u) if isinstance(u, str) else None for u in ind_uniques]
-    bad_unique = np.array([c is None for c in canonical], dtype=bool)
-    chk.check(
-        "industry",
-        bad_unique[ind_codes],
-        lambda p: (
-            raw["industry"].iloc[p],
-            f"unknown industry {_quoted(raw['industry'].iloc[p])}: expected a Shenwan (SW 2021) level-1 name "
-            "in Chinese or English, e.g. 银行 or Banks (see MARKET.md)",
-        ),
-    )
-    industries = np.array(canonical, dtype=object)[ind_codes]
+    industries = _parse_industries(chk, "industry")
 
     list_date = _parse_dates(chk, "list_date", required=True)
     if "delist_date" in raw.columns:
@@ -479,6 +486,8 @@ def _validate_daily(
     else:
         float_shares = np.full(n, np.nan)
     is_st = _parse_bool(chk, "is_st") if "is_st" in raw.columns else np.zeros(n, dtype=bool)
+    # The industry each bar had on its day; without the column, the stock's static one.
+    industry = _parse_industries(chk, "industry") if "industry" in raw.columns else None
 
     # Against the stocks table: known code, within its listing.
     position = pd.Index(stocks["ts_code"].to_numpy(dtype=object)).get_indexer(code_uniques)
@@ -489,6 +498,8 @@ def _validate_daily(
     )
     list_date = stocks["list_date"].to_numpy(dtype="datetime64[ns]")[position][code_idx]
     delist_date = stocks["delist_date"].to_numpy(dtype="datetime64[ns]")[position][code_idx]
+    if industry is None:
+        industry = stocks["industry"].to_numpy(dtype=object)[position][code_idx]
     chk.check(
         "trade_date",
         dates < list_date,
@@ -518,6 +529,7 @@ def _validate_daily(
             "adj_factor": adj[order],
             "float_shares": float_shares[order],
             "is_st": is_st[order],
+            "industry": pd.array(industry[order], dtype="str"),
         }
     )
     within = daily["trade_date"].to_numpy() <= horizon.to_datetime64()

@@ -25,13 +25,14 @@ from factor_pipeline.market.input_files import (
     source_directory,
     validate_frames,
 )
+from factor_pipeline.market.tushare import exports, fetch
 
-CACHE_FORMAT = 2  # bump when the cached layout or the canonicalisation changes
+CACHE_FORMAT = 3  # bump when the cached layout or the canonicalisation changes
 MANIFEST = "manifest.json"
 DAILY_SCHEMA = pa.schema(
     [("ts_code", pa.string()), ("trade_date", pa.timestamp("ns"))]
     + [(c, pa.float64()) for c in ("open", "high", "low", "close", "pre_close", "volume", "amount")]
-    + [("adj_factor", pa.float64()), ("float_shares", pa.float64()), ("is_st", pa.bool_())]
+    + [("adj_factor", pa.float64()), ("float_shares", pa.float64()), ("is_st", pa.bool_()), ("industry", pa.string())]
 )
 STOCKS_SCHEMA = pa.schema(
     [
@@ -42,6 +43,7 @@ STOCKS_SCHEMA = pa.schema(
         ("delist_date", pa.timestamp("ns")),
     ]
 )
+INDUSTRY_CHANGES = "industry_changes.parquet"
 TRUTH_SCHEMA = pa.schema([("month", pa.string()), ("ts_code", pa.string()), ("expected_return", pa.float64())])
 
 
@@ -87,12 +89,21 @@ def month_states(frames: MarketFrames) -> dict[str, str]:
     months = daily["trade_date"].dt.strftime("%Y-%m").to_numpy()
     bounds = np.flatnonzero(np.r_[True, months[1:] != months[:-1], True])
     stocks = frames.stocks
+    changes = industry_changes(daily)
     states, chain = {}, hashlib.sha256(b"factor-pipeline source state")
     for start, stop in zip(bounds[:-1], bounds[1:]):
         month = months[start]
         end = session_calendar.parse_month(month).end_time.normalize()
         listed = stocks_as_of(stocks, end)
-        chain.update(pd.util.hash_pandas_object(daily.iloc[start:stop], index=False).to_numpy().tobytes())
+        # Point in time: the industry as of the month's end, not the static (newest) one.
+        listed = with_industry_as_of(listed, changes, end)
+        bars = daily.iloc[start:stop]
+        chain.update(pd.util.hash_pandas_object(bars.drop(columns=["industry"]), index=False).to_numpy().tobytes())
+        # A bar's industry counts where it is not the month-end one (a move within the month), so that a
+        # home built from canonical files before bars carried an industry keeps its identity.
+        month_end = bars["ts_code"].map(listed.set_index("ts_code")["industry"]).to_numpy(dtype=object)
+        if (bars["industry"].to_numpy(dtype=object) != month_end).any():
+            chain.update(pd.util.hash_pandas_object(bars["industry"], index=False).to_numpy().tobytes())
         chain.update(pd.util.hash_pandas_object(listed, index=False).to_numpy().tobytes())
         if frames.truth is not None:
             truth = frames.truth[frames.truth["month"] == month]
@@ -101,8 +112,25 @@ def month_states(frames: MarketFrames) -> dict[str, str]:
     return states
 
 
+def industry_changes(daily: pd.DataFrame) -> pd.DataFrame:
+    """(ts_code, trade_date, industry) of each stock's first bar and of every bar whose industry differs from
+    the stock's previous bar: the point-in-time industry, small enough to read whole for any month."""
+    bars = daily[["ts_code", "trade_date", "industry"]].sort_values(["ts_code", "trade_date"], kind="stable")
+    first = bars["ts_code"].ne(bars["ts_code"].shift())
+    changed = bars["industry"].ne(bars["industry"].shift())
+    return bars[(first | changed).to_numpy()].reset_index(drop=True)
+
+
+def with_industry_as_of(stocks: pd.DataFrame, changes: pd.DataFrame, date) -> pd.DataFrame:
+    """``stocks`` with each stock's industry as of ``date``: its last change on or before it, else the static one."""
+    known = changes[changes["trade_date"] <= date].sort_values("trade_date", kind="stable")
+    as_of = stocks["ts_code"].map(known.drop_duplicates("ts_code", keep="last").set_index("ts_code")["industry"])
+    return stocks.assign(industry=as_of.fillna(stocks["industry"]).astype(stocks["industry"].dtype))
+
+
 def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
     _write_daily(frames.daily, target / "daily.parquet")
+    storage.write_parquet(industry_changes(frames.daily), target / INDUSTRY_CHANGES)
     storage.write_parquet(
         pa.Table.from_pandas(frames.stocks, schema=STOCKS_SCHEMA, preserve_index=False), target / "stocks.parquet"
     )
@@ -122,11 +150,13 @@ def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
 
 
 def load_source(
-    source: str, cfg: Config, cache_dir: Path, calendar: session_calendar.SessionCalendar | None = None
+    source: str, cfg: Config, cache_dir: Path, calendar: session_calendar.SessionCalendar | None = None,
+    tushare_dir: Path | None = None,
 ) -> Path:
     """Materialise the whole source once as canonical Parquet under ``cache_dir/<key>/``; return that directory.
 
-    ``source`` is ``"synthetic"`` or a directory of input files. The key is ``synthetic-<market fingerprint>-cal-
+    ``source`` is ``"synthetic"``, ``"tushare"`` (the responses fetched into ``tushare_dir``) or a directory of
+    input files, canonical or Tushare exports. The key is ``synthetic-<market fingerprint>-cal-
     <calendar fingerprint>`` or ``files-<hash of the files' names, sizes, mtimes and the calendar>``, because
     the synthetic market and the validation both depend on the sessions; a complete cache is reused as it
     is. The input is validated fully before anything is written. The manifest records the source's identity
@@ -151,13 +181,22 @@ def load_source(
             "market": cfg.to_dict()["market"],
             "calendar": calendar.description,
         }
+    elif text.lower() == "tushare":
+        if tushare_dir is None:
+            raise ValueError("the tushare source needs the directory its fetched responses are stored in")
+        stamp = fetch.stored_fingerprint(tushare_dir)
+        target = cache_dir / f"tushare-{stamp}-cal-{calendar.fingerprint}-f{CACHE_FORMAT}"
+        if _cache_complete(target):
+            return target
+        frames = exports.convert(*fetch.stored_tables(tushare_dir), calendar=calendar)
+        manifest = {"source": "tushare", "files": {"fetched": str(tushare_dir)}, "calendar": calendar.description}
     else:
         directory = source_directory(text, from_env=True)
-        files = locate_inputs(directory)
+        files = exports.locate_exports(directory) or locate_inputs(directory)
         target = cache_dir / _files_key(directory, files, calendar.fingerprint)
         if _cache_complete(target):
             return target
-        frames = read_inputs(files, calendar)
+        frames = exports.read_exports(files, calendar) if "stock_basic" in files else read_inputs(files, calendar)
         manifest = {
             "source": str(directory.resolve()),
             "files": {k: p.name for k, p in files.items()},
@@ -192,7 +231,8 @@ def read_month(cache: Path, month: str) -> MarketFrames:
     """The month's daily rows, the stocks table as of its rebalance date d(m), and its truth rows (or None).
 
     Point in time: only names with list_date <= d(m); a delist_date later than d(m) is not yet known and
-    reads NaT.
+    reads NaT; the industry is the one of the stock's last bar on or before d(m) (the static column for a
+    stock without bars yet).
     """
     cache = Path(cache)
     period = session_calendar.parse_month(month)
@@ -206,6 +246,8 @@ def read_month(cache: Path, month: str) -> MarketFrames:
     for column in ("list_date", "delist_date"):
         stocks[column] = stocks[column].astype("datetime64[ns]")
     stocks = stocks_as_of(stocks, rebalance)
+    changes = _read_cached(cache / INDUSTRY_CHANGES, filters=[("trade_date", "<=", rebalance)])
+    stocks = with_industry_as_of(stocks, changes, rebalance)
 
     truth = None
     if (cache / "truth.parquet").is_file():

@@ -18,7 +18,7 @@ from factor_pipeline.market import input_files, session_calendar
 from factor_pipeline.market import store as market_store
 from factor_pipeline.model import store as model_store
 from factor_pipeline.model import training
-from factor_pipeline.pipeline import checks, dagster_internals, partitions
+from factor_pipeline.pipeline import checks, dagster_internals, partitions, tushare_source
 from factor_pipeline.pipeline.executors import TRAINING_OP_TAGS
 from factor_pipeline.pipeline.progress import TrainingProgress
 from factor_pipeline.pipeline.resources import PipelineResource
@@ -132,6 +132,8 @@ def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> No
 )
 def raw_bars(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The month's daily bars of every listed stock, the stock table as of the month end and, on the synthetic market, the truth."""
+    if tushare_source.is_tushare(pipeline.source):  # the month just ended, or the current month's new sessions
+        tushare_source.fetch_months(pipeline.home, list(context.partition_keys), context.log)
     yield from _each_month(context, lambda month: _raw_bars_month(context, pipeline, month))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from factor_pipeline.pipeline import dagster_internals
+from factor_pipeline.pipeline import dagster_internals, tushare_source
 from factor_pipeline.pipeline.backfill_plan import backfill_targets, describe_months
 from factor_pipeline.pipeline.backfill_watch import drive_backfill, run_failure_reasons
 from factor_pipeline.pipeline.executors import instance_settings
@@ -63,7 +63,9 @@ def backfill(args) -> int:
     # instance, and the next daemon resumes it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     pipeline = PipelineResource.from_env()
-    if pipeline.source != "synthetic" and not Path(pipeline.source).is_dir():
+    if tushare_source.is_tushare(pipeline.source):  # planning reads the source, so its months come first
+        tushare_source.fetch_months(pipeline.home, tushare_source.backfill_months(args.first, args.last, pipeline.config))
+    elif pipeline.source != "synthetic" and not Path(pipeline.source).is_dir():
         raise FileNotFoundError(f"FACTOR_PIPELINE_SOURCE={pipeline.source} is not a directory of input files")
     pipeline.check_writable()
     _ = pipeline.config  # a bad profile fails here, before any run

@@ -10,6 +10,7 @@ import dagster as dg
 
 from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline.config import Config, ConfigError, profile_config, seed_training
+from factor_pipeline.pipeline import tushare_source
 from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity, Layout, StorageError, read_json, write_json
 
 
@@ -53,11 +54,18 @@ class PipelineResource(dg.ConfigurableResource):
     def session_calendar(self) -> session_calendar.SessionCalendar:
         """This source's session calendar (FACTOR_PIPELINE_CALENDAR, trade_cal.* in the input directory, or the
         embedded market's); reading it changes nothing."""
-        return calendar_source.resolve(self.source, self.calendar or None)
+        return calendar_source.resolve(self.source, self.calendar_path)
 
     def activate_calendar(self) -> session_calendar.SessionCalendar:
         """Make this source's session calendar the one every stage function uses in this process."""
         return session_calendar.activate(self.session_calendar)
+
+    @property
+    def calendar_path(self) -> str | None:
+        """FACTOR_PIPELINE_CALENDAR, else (tushare source) the trade_cal fetched so far."""
+        if self.calendar:
+            return self.calendar
+        return tushare_source.calendar_file(self.home) if tushare_source.is_tushare(self.source) else None
 
     @property
     def config(self) -> Config:
@@ -79,7 +87,10 @@ class PipelineResource(dg.ConfigurableResource):
         """The whole source as canonical Parquet (built on first use; see market_store.load_source)."""
         from factor_pipeline.market import store as market_store
 
-        return market_store.load_source(self.source, self.config, Layout(self.home).source_cache, self.session_calendar)
+        return market_store.load_source(
+            self.source, self.config, Layout(self.home).source_cache, self.session_calendar,
+            tushare_dir=tushare_source.raw_dir(self.home),
+        )
 
     @property
     def layout(self) -> Layout:

@@ -28,7 +28,7 @@ from factor_pipeline_tests.market.test_input_files import (  # noqa: F401 (valid
 def test_load_source_writes_canonical_cache_with_a_row_group_per_month(tmp_path, valid_dir):
     cache = load_source(str(valid_dir), CFG, tmp_path / "cache")
     assert cache.parent == tmp_path / "cache" and cache.name.startswith("files-")
-    assert sorted(p.name for p in cache.iterdir()) == ["daily.parquet", "manifest.json", "stocks.parquet"]
+    assert sorted(p.name for p in cache.iterdir()) == ["daily.parquet", "industry_changes.parquet", "manifest.json", "stocks.parquet"]
     assert pq.ParquetFile(cache / "daily.parquet").metadata.num_row_groups == 2  # January, February
     stored = pd.read_parquet(cache / "daily.parquet")
     pd.testing.assert_frame_equal(stored, read_directory(valid_dir).daily)
