@@ -11,7 +11,7 @@ built once per market variant and cached under bench/.cache/, and each option co
 
 Each option retrains at the configured retrain months (June and December) on the same window the
 pipeline uses, scores every month of the range on its rebalance date, and is judged by truth_corr (the
-monthly correlation with truth.expected_return, METRICS.md), then by IC, with standard errors over months
+monthly correlation with truth.expected_return, docs/metrics.md), then by IC, with standard errors over months
 and paired differences against the 20-day reversal. Options are named in OPTIONS below; "seed" is the
 seed's training exactly (config.SEED_TRAINING). Prints and writes one JSON object.
 """

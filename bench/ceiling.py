@@ -9,7 +9,7 @@ synthetic market's expected return over the next 20 sessions given its state at 
 The window, its purged split (a gap of ceil(20 / sample_every) dates before validation, so that no
 validation label's 20 sessions overlap a training one's) and the model inputs are the pipeline's own. The
 model is read on the rebalance dates of the six months after its training month, which it never saw, against
-the month-end truth (truth_corr, METRICS.md) and against each planted effect's part of it
+the month-end truth (truth_corr, docs/metrics.md) and against each planted effect's part of it
 (bench_training.planted_components), after every epoch. So the curve shows how many optimizer steps each
 effect needs: if a long budget reaches a high truth_corr here, training on real labels is bound by their
 noise, not by what the inputs hold or by what the model can represent.

@@ -1,4 +1,4 @@
-"""Every tunable number of the pipeline, in one place, with the three profiles of CONTRACTS.md.
+"""Every tunable number of the pipeline, in one place, with the three profiles of docs/INTERFACES.md.
 
 ``full`` is the seed's settings exactly; ``demo`` (the default) and ``smoke`` are smaller so that the
 pipeline runs in minutes on a laptop and in seconds in tests. Each profile's deviations from the seed
@@ -65,7 +65,7 @@ class MarketConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """Samples, labels and the universe (METHOD.md: Data and samples)."""
+    """Samples, labels and the universe (docs/method.md: Data and samples)."""
 
     seq_len: int = 40
     n_features: int = 18  # features.daily.N_FEATURES (config sits below features; a test checks the two agree)
@@ -95,7 +95,7 @@ class GanConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The GRU and its training (METHOD.md: Model)."""
+    """The GRU and its training (docs/method.md: Model)."""
 
     gru_hidden: tuple[int, ...] = (128, 128)
     mlp_hidden: tuple[int, ...] = (256, 64, 64)
@@ -135,7 +135,7 @@ class ModelConfig:
     precision: Precision = "fp32"
 
 
-# The seed's own training settings (METHOD.md), for the fields above that may depart from them.
+# The seed's own training settings (docs/method.md), for the fields above that may depart from them.
 SEED_TRAINING = {
     "purge": False,
     "label_transform": "zscore",
@@ -151,7 +151,7 @@ SEED_TRAINING = {
 
 @dataclass(frozen=True)
 class FactorConfig:
-    """The factor and its evaluation (METRICS.md)."""
+    """The factor and its evaluation (docs/metrics.md)."""
 
     neutralize: bool = False
     n_groups: int = 10

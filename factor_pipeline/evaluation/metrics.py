@@ -1,10 +1,10 @@
-"""Monthly factor evaluation and the report's summary statistics, as METRICS.md defines them.
+"""Monthly factor evaluation and the report's summary statistics, as docs/metrics.md defines them.
 
 Pure functions on pandas frames. ``evaluate_month`` turns one month's panel (the universe U(m) with
 factor, buyable flag and forward return R(i,m)) into the rows of the ``eval.*`` tables;
 ``summarize`` turns the stored tables into the seed's headline figures.
 
-Conventions that METRICS.md leaves open, settled here (and repeated where they apply):
+Conventions that docs/metrics.md leaves open, settled here (and repeated where they apply):
 
 * **Pairs.** Every correlation uses the stocks that have both values; a stock without R (no close at
   all after d(m)) drops out of the IC, the long return, the benchmark and the industry tables alike.
@@ -63,7 +63,7 @@ def pair_count(x, y) -> int:
 
 
 def spearman(x, y) -> float:
-    """Spearman correlation: Pearson of the average ranks (METRICS.md), ranked within the pairs with both values."""
+    """Spearman correlation: Pearson of the average ranks (docs/metrics.md), ranked within the pairs with both values."""
     x, y = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
     keep = np.isfinite(x) & np.isfinite(y)
     # pandas' "average" method gives tied values the mean of the ranks they span.
@@ -82,7 +82,7 @@ def oracle_ic(expected: pd.Series, fwd_return: pd.Series) -> float:
 
 
 def truth_corr(factor, expected) -> float:
-    """Truth correlation(m) (METRICS.md): Pearson correlation of a factor with the generator's E[R(i,m)]
+    """Truth correlation(m) (docs/metrics.md): Pearson correlation of a factor with the generator's E[R(i,m)]
     over the stocks that have both. Aligned by position (or index, for two Series)."""
     if isinstance(factor, pd.Series) and isinstance(expected, pd.Series):
         factor, expected = factor.align(expected, join="inner")
@@ -91,7 +91,7 @@ def truth_corr(factor, expected) -> float:
 
 def paired_difference(a, b) -> dict:
     """Mean of the monthly differences a - b over the months with both, with its standard error
-    (std of the differences, ddof = 1, over sqrt(n)): how METRICS.md judges two factors."""
+    (std of the differences, ddof = 1, over sqrt(n)): how docs/metrics.md judges two factors."""
     return mean_and_se(pd.Series(a, dtype="float64") - pd.Series(b, dtype="float64"))
 
 
@@ -379,7 +379,7 @@ def summarize(
         }
     )
 
-    # The synthetic market's truth: judged first (METRICS.md); None with input files, which have no truth.
+    # The synthetic market's truth: judged first (docs/metrics.md); None with input files, which have no truth.
     has_truth = "truth_corr" in ic_used.columns and ic_used["truth_corr"].notna().any()
     summary["truth_corr"] = mean_and_se(ic_used["truth_corr"]) if has_truth else None
     summary["truth_corr_by_month"] = (

@@ -1,4 +1,4 @@
-"""The long portfolio (METRICS.md): which stocks the top group holds, its turnover, and the statistics of
+"""The long portfolio (docs/metrics.md): which stocks the top group holds, its turnover, and the statistics of
 its monthly returns."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def top_group(panel: pd.DataFrame, n_groups: int) -> list[str]:
 
 
 def months_with_returns(returns) -> pd.Series:
-    """The return statistics (METRICS.md: Long portfolio) each drop NaN months first."""
+    """The return statistics (docs/metrics.md: Long portfolio) each drop NaN months first."""
     return pd.Series(returns, dtype="float64").dropna()
 
 
@@ -117,7 +117,7 @@ def ratio_or_nan(a: float, b: float) -> float:
 
 
 def arithmetic_ir(returns, periods_per_year: int = MONTHS_PER_YEAR) -> float:
-    """mean(r) * 12 / (std(r, ddof = 1) * sqrt(12)), METRICS.md's excess IR."""
+    """mean(r) * 12 / (std(r, ddof = 1) * sqrt(12)), docs/metrics.md's excess IR."""
     r = months_with_returns(returns)
     if len(r) < 2:
         return math.nan

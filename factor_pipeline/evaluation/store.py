@@ -176,7 +176,7 @@ def summaries(tables: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, dict[
                 cfg.factor.cost_per_turnover,
             )
             if summary["truth_corr"] and baselines[label]["truth_corr"]:
-                # How METRICS.md compares two factors: the paired monthly difference, pRet minus this one.
+                # How docs/metrics.md compares two factors: the paired monthly difference, pRet minus this one.
                 baselines[label]["truth_corr_gap"] = metrics.paired_difference(
                     summary["truth_corr_by_month"], baselines[label]["truth_corr_by_month"]
                 )

@@ -1,4 +1,4 @@
-"""Daily volume-price features: the 18 of METHOD.md per stock and traded day, computed in DuckDB
+"""Daily volume-price features: the 18 of docs/method.md per stock and traded day, computed in DuckDB
 (``sql/compute_daily_features.sql``) over each stock's own traded days on adjusted prices.
 
 Formulas and reasons are in docs/features.md. Point in time: a feature on day t reads nothing after t.

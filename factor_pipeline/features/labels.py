@@ -15,7 +15,7 @@ from factor_pipeline.market import session_calendar
 def forward_returns(daily: pd.DataFrame, targets: pd.DataFrame) -> pd.Series:
     """Adjusted return from the close of start_date to the last close in (start_date, end_date], per target.
 
-    NaN when the stock has no close on start_date or none after it up to end_date (METRICS.md).
+    NaN when the stock has no close on start_date or none after it up to end_date (docs/metrics.md).
     """
     frame = pd.DataFrame(
         {

@@ -2,7 +2,7 @@
 and buyable flags.
 
 The windows gather each stock's last ``seq_len`` feature rows with numpy fancy indexing and standardise
-them as METHOD.md describes (per series, then per date across stocks). Point in time: a sample on date t
+them as docs/method.md describes (per series, then per date across stocks). Point in time: a sample on date t
 reads nothing dated after t.
 """
 

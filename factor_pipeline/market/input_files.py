@@ -1,4 +1,4 @@
-"""Input files: find, parse, validate and canonicalise the market a user supplies (CONTRACTS.md, "Input files").
+"""Input files: find, parse, validate and canonicalise the market a user supplies (docs/INTERFACES.md, "Input files").
 
 Pure functions (no Dagster). Input files are validated fully before anything is written; bad input raises
 :class:`InputValidationError` naming the file, the column and the first offending row. The cache that
@@ -333,7 +333,7 @@ def _parse_industries(chk: _Checker, column: str) -> np.ndarray:
         lambda p: (
             series.iloc[p],
             f"unknown industry {_quoted(series.iloc[p])}: expected a Shenwan (SW 2021) level-1 name "
-            "in Chinese or English, e.g. 银行 or Banks (see MARKET.md)",
+            "in Chinese or English, e.g. 银行 or Banks (see docs/market.md)",
         ),
     )
     return np.array(canonical, dtype=object)[codes]

@@ -1,6 +1,6 @@
 """A-share trading rules shared by the synthetic market, input validation and the universe filters.
 
-Sources: ../shared/reference/MARKET.md. Boards are read from the code; price limits follow the board,
+Sources: docs/market.md. Boards are read from the code; price limits follow the board,
 the date the rule changed, the ST flag and the first five sessions after listing.
 """
 

@@ -1,4 +1,4 @@
-"""The GAN stage: an LSTM generator and a CNN discriminator over 40 x 18 windows (METHOD.md: Model).
+"""The GAN stage: an LSTM generator and a CNN discriminator over 40 x 18 windows (docs/method.md: Model).
 
 Losses are the seed's [seed]:
     L_G = -E_z[log D(G(z))]

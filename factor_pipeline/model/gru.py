@@ -1,4 +1,4 @@
-"""The GRU encoder that turns a stock's 40 x 18 window into the factor pRet (METHOD.md: Model).
+"""The GRU encoder that turns a stock's 40 x 18 window into the factor pRet (docs/method.md: Model).
 
 GRU(128, 128) -> MLP(256, 64, 64) -> pRet, trained with the negative within-date IC as the loss, one
 batch per date, Adam, early stopping on the validation IC [seed/verified]. Checkpoints

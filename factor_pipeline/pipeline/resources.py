@@ -23,7 +23,7 @@ class HomeIdentityError(StorageError):
 
 
 class PipelineResource(dg.ConfigurableResource):
-    """FACTOR_PIPELINE_HOME, _SOURCE, _PROFILE and _CALENDAR (CONTRACTS.md)."""
+    """FACTOR_PIPELINE_HOME, _SOURCE, _PROFILE and _CALENDAR (docs/INTERFACES.md)."""
 
     home: str
     source: str = "synthetic"

@@ -1,6 +1,6 @@
 """evaluation.py against independent implementations on generated data.
 
-References and how their conventions are reconciled with METRICS.md:
+References and how their conventions are reconciled with docs/metrics.md:
 
 * alphalens-reloaded 0.5.1 (runs under pandas 3.1.1):
   - ``factor_information_coefficient`` is Spearman only (``scipy.stats.spearmanr``, average ranks),

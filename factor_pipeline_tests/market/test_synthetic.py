@@ -1,8 +1,8 @@
-"""The synthetic market against MARKET.md: schema, trading rules, life cycle, stylized facts, determinism,
+"""The synthetic market against docs/market.md: schema, trading rules, life cycle, stylized facts, determinism,
 no look-ahead, the oracle IC and the order dependence of the accumulation effect.
 
 One small market (240 names, 2021-07..2026-12, about 1,370 sessions) is generated once per module. The
-stylized-fact ranges are MARKET.md's; where a 5-year, 240-name sample makes a statistic noisy, the range is
+stylized-fact ranges are docs/market.md's; where a 5-year, 240-name sample makes a statistic noisy, the range is
 widened and the comment says why.
 """
 
@@ -162,7 +162,7 @@ def test_prices_stay_within_the_limits_after_the_first_five_sessions(bars):
     at_up = np.isclose(seasoned["close"], seasoned["limit_up"])
     at_down = np.isclose(seasoned["close"], seasoned["limit_down"])
     share = (at_up | at_down).mean()
-    assert 0.003 <= share <= 0.02  # MARKET.md: limit hits on about 0.3 to 2% of stock-days
+    assert 0.003 <= share <= 0.02  # docs/market.md: limit hits on about 0.3 to 2% of stock-days
     # Runs of limit-up days on low volume: one-price limit-up days exist and trade far less than usual.
     one_price = at_up & (seasoned["low"].to_numpy() == seasoned["high"].to_numpy())
     assert one_price.sum() >= 10
@@ -256,7 +256,7 @@ def test_universe_grows_and_delisted_names_keep_their_history(market, bars):
 
 
 # --------------------------------------------------------------------------------------------------
-# Stylized facts (MARKET.md's table)
+# Stylized facts (docs/market.md's table)
 
 
 def test_returns_are_linearly_unpredictable_fat_tailed_and_cluster_in_volatility(wide):
@@ -266,7 +266,7 @@ def test_returns_are_linearly_unpredictable_fat_tailed_and_cluster_in_volatility
     kurt = _per_stock(r, lambda x: x.kurt())
     assert 1.0 <= kurt.median() <= 6.0
     index = r.mean(axis=1)
-    # MARKET.md: 5 to 8. Sample kurtosis over 5.5 years hinges on a few crash days (across seeds this market
+    # docs/market.md: 5 to 8. Sample kurtosis over 5.5 years hinges on a few crash days (across seeds this market
     # gives 4 to 13 on such a window, 5 to 7 over 2015-2026): widened to 3.5-14.
     assert 3.5 <= index.kurt() <= 14.0
     absr = r.abs()
@@ -281,12 +281,12 @@ def test_market_and_industry_factors(market, wide):
     industry = market.stocks.set_index("ts_code")["industry"].reindex(full).to_numpy(dtype=object)
     same = industry[:, None] == industry[None, :]
     off = ~np.eye(len(full), dtype=bool)
-    # MARKET.md: 0.25 to 0.4. One 5.5-year path of the market's volatility regime moves the share of the
+    # docs/market.md: 0.25 to 0.4. One 5.5-year path of the market's volatility regime moves the share of the
     # market in a stock's variance (across seeds 0.21 to 0.30 on this window): widened to 0.2-0.4.
     assert 0.20 <= np.nanmean(corr[off]) <= 0.40
     assert np.nanmean(corr[off & same]) > np.nanmean(corr[~same]) + 0.02
     index_vol = r.mean(axis=1).std() * np.sqrt(244)
-    # MARKET.md: 20 to 25% a year; one 5.5-year path of a regime-switching volatility varies (16 to 31%
+    # docs/market.md: 20 to 25% a year; one 5.5-year path of a regime-switching volatility varies (16 to 31%
     # across seeds on this window, 21 to 25% over 2015-2026): widened to 15-32%.
     assert 0.15 <= index_vol <= 0.32
 
@@ -299,7 +299,7 @@ def test_cross_sectional_dispersion_and_short_term_reversal(monthly):
         a, b = past.iloc[k], past.iloc[k + 1]
         ok = a.notna() & b.notna()
         ics.append(a[ok].rank().corr(b[ok].rank()))
-    # MARKET.md: -0.03 to -0.08. With 240 names the mean of 64 monthly rank ICs has a standard error of
+    # docs/market.md: -0.03 to -0.08. With 240 names the mean of 64 monthly rank ICs has a standard error of
     # about 0.01, so the band is widened by 0.015 at each end.
     assert -0.095 <= np.mean(ics) <= -0.015
 

@@ -12,7 +12,7 @@ FACTOR_NAME = "GAN_GRU"
 
 # (label, summary key, format). Formats follow the seed: IC with 4 decimals, ratios with 2,
 # percentages with 2, turnover as "0.82X".
-# The truth rows come first, as METRICS.md judges (synthetic market only): a mean ± its standard error, and
+# The truth rows come first, as docs/metrics.md judges (synthetic market only): a mean ± its standard error, and
 # in each baseline's column the paired monthly difference of the factor minus that baseline.
 TABLE_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Truth correlation mean", "truth_corr", "mean_se"),

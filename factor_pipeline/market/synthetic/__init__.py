@@ -21,7 +21,7 @@ session: the names, their attributes, and the schedule of listings, ST periods, 
 
 Universe. ``cfg.n_stocks`` names are listed at the plan's end (the calendar's horizon); at the start
 n_stocks x (1 - 0.04 x years to the horizon) are listed (52% from 2015), the rest IPO at uniformly spread
-sessions. Codes follow the boards of MARKET.md (600/601/603/605 and 000/001/002/003 main board, 300/301
+sessions. Codes follow the boards of docs/market.md (600/601/603/605 and 000/001/002/003 main board, 300/301
 ChiNext, 688/689 STAR from 2019-07-22, 83x/87x/430 BJ from 2021-11-15), numbered in listing order; names
 "Synthetic 0001"...; 31 SW level-1 industries with real-like uneven sizes (Conglomerates ~0.3%).
 Delistings: 0.7% of names a year; the stock is chosen at the start of its 240-480-session ST period (the
