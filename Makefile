@@ -32,14 +32,17 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/factor-pipeline backfill --from $(DEMO_FROM) --to $(DEMO_TO) --executor in_process
 	$(BIN)/factor-pipeline report
 
+# Two workers, one test file each at a time (module fixtures are built once); PYTEST_WORKERS= runs serially.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
+
 # The full lane: every test, and the 15 slowest printed so that a creeping test is noticed.
 test: install
-	$(BIN)/pytest -q --durations=15 factor_pipeline_tests
+	$(BIN)/pytest -q $(PYTEST_WORKERS) --durations=15 factor_pipeline_tests
 
 # The fast lane (under 2 minutes on 2 cores): every stage's logic, without the tests that drive whole
 # Dagster runs through the CLI, the webserver or subprocesses (marked `slow`).
 test-fast: install
-	$(BIN)/pytest -q -m "not slow" --durations=15 factor_pipeline_tests
+	$(BIN)/pytest -q $(PYTEST_WORKERS) -m "not slow" --durations=15 factor_pipeline_tests
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
