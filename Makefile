@@ -32,8 +32,9 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/factor-pipeline backfill --from $(DEMO_FROM) --to $(DEMO_TO) --executor in_process
 	$(BIN)/factor-pipeline report
 
-# Two workers, one test file each at a time (module fixtures are built once); PYTEST_WORKERS= runs serially.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# Two workers; the tests sharing the smoke backfill's home stay on one, in order (conftest.py's xdist_group).
+# PYTEST_WORKERS= runs serially.
+PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
 # The full lane: every test, and the 15 slowest printed so that a creeping test is noticed.
 test: install

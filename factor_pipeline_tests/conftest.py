@@ -23,6 +23,14 @@ def pipeline_env(home: Path, **extra) -> dict:
     return env
 
 
+def pytest_collection_modifyitems(items):
+    """The tests that share the smoke backfill's home run on one xdist worker, in collection order (make test
+    runs two): some add runs and backfills to that home, and others count what the backfill left there."""
+    for item in items:
+        if "smoke_backfill" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke_backfill_home"))
+
+
 def run_cli(args: list[str], env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(CLI + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
