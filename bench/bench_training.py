@@ -240,13 +240,16 @@ class Dataset:
         frame = pd.read_parquet(path)
         return frame["label"].set_axis(self.samples.index), frame["label_end"].set_axis(self.samples.index)
 
-    def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
+    def training_rows(self, train_month: str, cfg: Config) -> tuple[pd.DataFrame, np.ndarray]:
+        """The samples of ``train_month``'s window whose label has closed by its rebalance date, and the labels."""
         dates = training.training_dates(train_month, cfg)
         as_of = session_calendar.rebalance_date(train_month)
         label, label_end = self.labels(training.training_label_horizon(cfg))
         rows = self.samples[self.samples["trade_date"].isin(dates) & (label_end <= as_of) & label.notna()]
-        labels = label[rows.index].to_numpy(dtype=np.float64)
-        rows = rows.reset_index(drop=True)
+        return rows.reset_index(drop=True), label[rows.index].to_numpy(dtype=np.float64)
+
+    def training_data(self, train_month: str, cfg: Config) -> training.TrainingData:
+        rows, labels = self.training_rows(train_month, cfg)
         X = self.inputs(rows, cfg)
         return training.group_training_data(train_month, rows, X, labels, cfg)
 

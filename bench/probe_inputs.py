@@ -132,7 +132,6 @@ def main() -> None:
                 per_month[m] = (metrics.truth_corr(pred, expected), metrics.truth_corr(frame["reversal_20d"].to_numpy(), expected))
             tc = pd.Series({k: v[0] for k, v in per_month.items()})
             rev = pd.Series({k: v[1] for k, v in per_month.items()})
-            diff = tc - rev
             key = f"{name} lam={lam:g}"
             level, gap = metrics.mean_and_se(tc), metrics.paired_difference(tc, rev)
             out[key] = {"truth_corr": [level["mean"], level["se"]], "minus_reversal": [gap["mean"], gap["se"]]}

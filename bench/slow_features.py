@@ -20,7 +20,6 @@ Options (key=value):
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -35,11 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_training import FACTORS, Dataset, component_reads, monthly_figures, month_range, summary  # noqa: E402
+from bench_training import Dataset, component_reads, monthly_figures, month_range, summary  # noqa: E402
 
 from factor_pipeline.config import profile_config  # noqa: E402
-from factor_pipeline.evaluation import metrics  # noqa: E402
-from factor_pipeline.market import session_calendar  # noqa: E402
 from factor_pipeline.market.synthetic import generate_market  # noqa: E402
 from factor_pipeline.model import gru, precision, training  # noqa: E402
 from factor_pipeline.model import store as model_store  # noqa: E402
@@ -176,7 +173,8 @@ def fit(td, aux_y, cfg, opts, seed, log, reads_fn=None):
     return state, {"epochs_run": len(states), "chosen": chosen, "steps": chosen * len(train), "val_ic": [round(v, 4) for v in val_ic], "curve": curve}
 
 
-def aux_labels(td, rows_by_date, vc) -> list[np.ndarray]:
+def aux_labels(rows_by_date, vc) -> list[np.ndarray]:
+    """Each date's auxiliary target (the volume change, ranked within the date); NaN where unknown."""
     out = []
     for rows in rows_by_date:
         v = vc.reindex(pd.MultiIndex.from_arrays([rows["trade_date"], rows["ts_code"]])).to_numpy()
@@ -188,6 +186,21 @@ def aux_labels(td, rows_by_date, vc) -> list[np.ndarray]:
     return out
 
 
+def held_out_reads(data: Dataset, train_month: str, cfg):
+    """A function of a model: its mean reads over the six month ends after ``train_month`` (bench/ceiling.py)."""
+    from ceiling import held_out, reads
+
+    months_out = held_out(data, train_month, data.components())
+
+    def read(model):
+        with precision.autocast(precision.resolve(cfg.model.precision, torch.device("cpu"))):
+            r = reads(model.eval(), months_out, data, cfg)
+        model.train()
+        return {k: round(float(np.nanmean(v)), 4) for k, v in r.items()}
+
+    return read
+
+
 def run(data: Dataset, cfg, months, opts, seed, log):
     scored, fits = [], {}
     trained = {}
@@ -196,25 +209,14 @@ def run(data: Dataset, cfg, months, opts, seed, log):
         tm = training.training_month(m, cfg.model.retrain_months)
         if tm not in trained:
             td = data.training_data(tm, cfg)
-            # the rows of each date, in the order group_training_data used
-            dates = training.training_dates(tm, cfg)
-            as_of = session_calendar.rebalance_date(tm)
-            label, label_end = data.labels(training.training_label_horizon(cfg))
-            rows = data.samples[data.samples["trade_date"].isin(dates) & (label_end <= as_of) & label.notna()].reset_index(drop=True)
-            by_date = [g for _, g in rows.groupby("trade_date", sort=True) if len(g) >= 3]
-            aux_y = aux_labels(td, by_date, vc) if vc is not None else [np.full(len(y), np.nan, np.float32) for y in td.y]
-            reads_fn = None
-            if opts.get("curve") == "1":
-                from ceiling import held_out, reads
-
-                months_out = held_out(data, tm, data.components())
-
-                def reads_fn(model, months_out=months_out):
-                    with precision.autocast(precision.resolve(cfg.model.precision, torch.device("cpu"))):
-                        r = reads(model.eval(), months_out, data, cfg)
-                    model.train()
-                    return {k: round(float(np.nanmean(v)), 4) for k, v in r.items()}
-
+            if vc is not None:
+                # The rows of each date, in the order group_training_data grouped them.
+                rows, _ = data.training_rows(tm, cfg)
+                by_date = [g for _, g in rows.groupby("trade_date", sort=True) if len(g) >= 3]
+                aux_y = aux_labels(by_date, vc)
+            else:
+                aux_y = [np.full(len(y), np.nan, np.float32) for y in td.y]
+            reads_fn = held_out_reads(data, tm, cfg) if opts.get("curve") == "1" else None
             state, info = fit(td, aux_y, cfg, opts, cfg.model.seed, log, reads_fn)
             trained[tm] = state
             fits[tm] = info

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from factor_pipeline.datasets import DATASET_CONFIG_SECTIONS, JSON_DATASETS  # noqa: F401  (pipeline.resources reads it here)
+from factor_pipeline.datasets import JSON_DATASETS
 
 # sql/ ships inside the package (a link to the repository's sql/, copied into the wheel), so an installed
 # wheel finds its queries wherever it runs.

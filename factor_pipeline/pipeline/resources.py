@@ -11,7 +11,8 @@ import dagster as dg
 from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline.config import Config, ConfigError, profile_config, seed_training
 from factor_pipeline.pipeline import tushare_source
-from factor_pipeline.storage import DATASET_CONFIG_SECTIONS, Identity, Layout, StorageError, read_json, write_json
+from factor_pipeline.datasets import DATASET_CONFIG_SECTIONS
+from factor_pipeline.storage import Identity, Layout, StorageError, read_json, write_json
 
 
 def default_home() -> str:

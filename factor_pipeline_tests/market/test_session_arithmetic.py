@@ -20,8 +20,6 @@ def test_sessions_skip_holidays():
 
 
 def test_past_every_calendar_fails_clearly_and_names_the_file_to_supply(tmp_path):
-    from factor_pipeline.market import calendar_source, session_calendar
-
     previous = session_calendar.active()
     try:
         session_calendar.activate(calendar_source.resolve(str(tmp_path)))  # an input directory without trade_cal

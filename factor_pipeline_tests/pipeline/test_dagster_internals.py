@@ -7,8 +7,6 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import logging
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 

@@ -126,7 +126,6 @@ def test_input_files_with_next_years_trade_cal_run_past_the_library_calendar(tmp
 
     from factor_pipeline.pipeline.dagster_internals import freeze_time
 
-    from factor_pipeline.market import calendar_source, session_calendar
     from factor_pipeline.pipeline.assets import ALL_ASSETS
     from factor_pipeline.config import profile_config
     from factor_pipeline.pipeline.resources import PipelineResource
