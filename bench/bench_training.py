@@ -135,10 +135,11 @@ class Dataset:
 
     def __init__(self, cfg: Config, first_train: str, last: str, variant: str):
         self.cfg = cfg
-        key = f"v3-{cfg.fingerprint('market', 'samples')}-{first_train}-{last}"
-        self.dir = CACHE / f"{variant}-{key}"
         first_window = training.window_months(first_train, cfg)[0]
         self.months = month_range(first_window, last)
+        # The first window month is part of the key: a longer training window needs earlier months.
+        key = f"v3-{cfg.fingerprint('market', 'samples')}-{first_window}-{first_train}-{last}"
+        self.dir = CACHE / f"{variant}-{key}"
         if not (self.dir / "done").exists():
             self._build()
         self.samples = pd.read_parquet(self.dir / "samples.parquet")

@@ -15,6 +15,7 @@ Options (key=value):
 - aux (float, 0): weight of an auxiliary head predicting the next aux_h sessions' change in log turnover
 - aux_h (int, 10)
 - swa (int, 0): average the weights of the last swa epochs before the chosen one
+- members (int, 1): an ensemble of members seeds seed, seed+1, ..., pRet their z-scored mean (gru.predict)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from factor_pipeline.config import profile_config  # noqa: E402
 from factor_pipeline.market.synthetic import generate_market  # noqa: E402
 from factor_pipeline.model import gru, precision, training  # noqa: E402
 from factor_pipeline.model import store as model_store  # noqa: E402
+from factor_pipeline.model import checkpoints  # noqa: E402
 from factor_pipeline.model.checkpoints import cpu_state  # noqa: E402
 
 
@@ -217,9 +219,10 @@ def run(data: Dataset, cfg, months, opts, seed, log):
             else:
                 aux_y = [np.full(len(y), np.nan, np.float32) for y in td.y]
             reads_fn = held_out_reads(data, tm, cfg) if opts.get("curve") == "1" else None
-            state, info = fit(td, aux_y, cfg, opts, cfg.model.seed, log, reads_fn)
-            trained[tm] = state
-            fits[tm] = info
+            members = int(opts.get("members", 1))
+            fitted = [fit(td, aux_y, cfg, opts, cfg.model.seed + i, log, reads_fn if i == 0 else None) for i in range(members)]
+            trained[tm] = checkpoints.pack_ensemble([state for state, _ in fitted])
+            fits[tm] = fitted[0][1] if members == 1 else {"members": [info for _, info in fitted]}
         frame = data.scored[data.scored["month"] == m]
         rows = data.samples.set_index("seq_index").loc[frame["seq_index"].to_numpy()].reset_index()
         X = data.inputs(rows, cfg)
@@ -235,12 +238,18 @@ def main():
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--stocks", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--window", type=int, default=0, help="model.train_window_sessions (0: the profile's)")
+    ap.add_argument("--every", type=int, default=0, help="samples.sample_every (0: the profile's)")
     ap.add_argument("--runs", required=True)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     base = profile_config(args.profile)
     if args.stocks:
         base = base.replace(market={"n_stocks": args.stocks})
+    if args.window:
+        base = base.replace(model={"train_window_sessions": args.window})
+    if args.every:
+        base = base.replace(samples={"sample_every": args.every})
     months = month_range(args.first, args.last)
     first_train = training.training_month(args.first, base.model.retrain_months)
     data = Dataset(base, first_train, args.last, "embedded")
@@ -258,7 +267,8 @@ def main():
         figures = monthly_figures(scores, data.truth)
         s = summary(figures)
         r = component_reads(scores, data.components())["pret"]
-        results[name] = {"opts": opts, "seconds": round(time.time() - t0, 1), "summary": s, "reads": r, "fits": fits,
+        scale = {k: v for k, v in (("stocks", args.stocks), ("window", args.window), ("every", args.every), ("seed", args.seed)) if v}
+        results[name] = {"opts": opts, "scale": scale, "seconds": round(time.time() - t0, 1), "summary": s, "reads": r, "fits": fits,
                          "monthly": figures[figures.factor == "pret"].set_index("month")["truth_corr"].round(4).to_dict()}
         tc, d = s["pret"]["truth_corr"], s["pret_minus_reversal"]["truth_corr"]
         log(f"{name} {opts}: truth_corr {tc['mean']:.3f} +- {tc['se']:.3f}; minus reversal {d['mean']:+.3f} +- {d['se']:.3f}; "

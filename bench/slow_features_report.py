@@ -1,6 +1,9 @@
 """Tables of bench/slow_features.py runs: each run against "base" on paired months, and per-epoch reads.
 
-    .venv/bin/python bench/slow_features_report.py bench/results/2026-12-03/slow_features_*.json
+    .venv/bin/python bench/slow_features_report.py [--base RUN] bench/results/2026-12-03/slow_features_*.json
+
+Runs from several files join by name, so give runs of different scales different names; RUN ("base" unless
+given) is the row every other is paired with.
 """
 
 from __future__ import annotations
@@ -17,26 +20,26 @@ sys.path.insert(0, str(ROOT))
 from factor_pipeline.evaluation import metrics  # noqa: E402
 
 
-def main(paths: list[str]) -> None:
+def main(paths: list[str], baseline: str = "base") -> None:
     runs = {}
     for path in paths:
         runs.update(json.loads(Path(path).read_text()))
-    base = pd.Series(runs["base"]["monthly"])
+    base = pd.Series(runs[baseline]["monthly"])
     print("| run | options | truth_corr | minus base (paired) | minus reversal (paired) | IC | reversal read | episodes read | epochs chosen |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, run in runs.items():
         s = run["summary"]
         tc, rev = s["pret"]["truth_corr"], s["pret_minus_reversal"]["truth_corr"]
-        diff = metrics.paired_difference(pd.Series(run["monthly"]), base) if name != "base" else None
-        chosen = [f["chosen"] for f in run["fits"].values()]
+        diff = metrics.paired_difference(pd.Series(run["monthly"]), base) if name != baseline else None
+        chosen = [[m["chosen"] for m in f["members"]] if "members" in f else f["chosen"] for f in run["fits"].values()]
         print(
-            f"| {name} | {', '.join(f'{k}={v}' for k, v in run['opts'].items()) or 'the default'} | {tc['mean']:.3f} ± {tc['se']:.3f} | "
+            f"| {name} | {', '.join(f'{k}={v}' for k, v in {**run.get('scale', {}), **run['opts']}.items()) or 'the default'} | {tc['mean']:.3f} ± {tc['se']:.3f} | "
             + (f"{diff['mean']:+.3f} ± {diff['se']:.3f}" if diff else "")
             + f" | {rev['mean']:+.3f} ± {rev['se']:.3f} | {s['pret']['ic']['mean']:.4f} | {run['reads']['reversal']:.2f} | "
             f"{run['reads']['episodes']:.2f} | {chosen} |"
         )
     for name, run in runs.items():
-        curves = [f["curve"] for f in run["fits"].values() if f["curve"]]
+        curves = [f["curve"] for f in run["fits"].values() if f.get("curve")]
         if not curves:
             continue
         print(f"\nPer epoch, {name} (mean over the {len(curves)} training months of the six held-out months' reads):\n")
@@ -49,4 +52,8 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    if args[:1] == ["--base"]:
+        main(args[2:], args[1])
+    else:
+        main(args)
