@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(FACTOR_PIPELINE_HOME)/dagster
 DEMO_FROM ?= 2024-01
 DEMO_TO ?= 2024-12
 
-.PHONY: install run test test-fast ui bench validate clean
+.PHONY: install run test test-fast ui bench bench-scale bench-full validate clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,16 @@ validate: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# Outside make bench's hour. The learning curve at the seed's 5,000 names (demo model, 400-session window,
+# 18 months; about 45 min of one core per seed), and the full profile through the pipeline (hours on 2 cores).
+SCALE_SEED ?= 0
+bench-scale: install
+	OMP_NUM_THREADS=1 $(BIN)/python bench/slow_features.py --stocks 5000 --window 400 --seed $(SCALE_SEED) \
+		--runs 'n5000w400:' --out bench/results/scale-5000-seed$(SCALE_SEED).json
+
+bench-full: install
+	$(BIN)/python bench/full_profile.py --home $(FACTOR_PIPELINE_HOME)/full-profile --out bench/results/full-profile.json
 
 clean:
 	rm -rf $(FACTOR_PIPELINE_HOME)

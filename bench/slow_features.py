@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_training import Dataset, component_reads, monthly_figures, month_range, summary  # noqa: E402
+from bench_training import VARIANTS, Dataset, component_reads, monthly_figures, month_range, summary  # noqa: E402
 
 from factor_pipeline.config import profile_config  # noqa: E402
 from factor_pipeline.market.synthetic import generate_market  # noqa: E402
@@ -240,19 +240,19 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--window", type=int, default=0, help="model.train_window_sessions (0: the profile's)")
     ap.add_argument("--every", type=int, default=0, help="samples.sample_every (0: the profile's)")
+    ap.add_argument("--variant", default="embedded", choices=sorted(VARIANTS), help="a market the model was not tuned on")
     ap.add_argument("--runs", required=True)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     base = profile_config(args.profile)
-    if args.stocks:
-        base = base.replace(market={"n_stocks": args.stocks})
+    base = base.replace(market={**VARIANTS[args.variant], **({"n_stocks": args.stocks} if args.stocks else {})})
     if args.window:
         base = base.replace(model={"train_window_sessions": args.window})
     if args.every:
         base = base.replace(samples={"sample_every": args.every})
     months = month_range(args.first, args.last)
     first_train = training.training_month(args.first, base.model.retrain_months)
-    data = Dataset(base, first_train, args.last, "embedded")
+    data = Dataset(base, first_train, args.last, args.variant)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     results = {}
     for name, opts in parse_runs(args.runs):
@@ -267,7 +267,8 @@ def main():
         figures = monthly_figures(scores, data.truth)
         s = summary(figures)
         r = component_reads(scores, data.components())["pret"]
-        scale = {k: v for k, v in (("stocks", args.stocks), ("window", args.window), ("every", args.every), ("seed", args.seed)) if v}
+        scale = {k: v for k, v in (("variant", args.variant if args.variant != "embedded" else ""), ("stocks", args.stocks),
+                                   ("window", args.window), ("every", args.every), ("seed", args.seed)) if v}
         results[name] = {"opts": opts, "scale": scale, "seconds": round(time.time() - t0, 1), "summary": s, "reads": r, "fits": fits,
                          "monthly": figures[figures.factor == "pret"].set_index("month")["truth_corr"].round(4).to_dict()}
         tc, d = s["pret"]["truth_corr"], s["pret_minus_reversal"]["truth_corr"]
