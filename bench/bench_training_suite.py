@@ -16,7 +16,7 @@ What was cut to fit the hour, and why:
   plus log-volatility side inputs only.
 - The learning curve scores the same 18 months with one ensemble member, and only
   one run at 2,000 stocks uses the seed's GRU(128,128) + MLP(256,64,64) and 400-session window. 5,000
-  stocks is projected from it, not run: at 2,000 stocks one run takes ~7 minutes, at 5,000 it would be ~20.
+  stocks runs outside the hour, with its own command (`make bench-scale`, about 45 minutes of one core).
 """
 
 from __future__ import annotations
