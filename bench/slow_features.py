@@ -231,6 +231,14 @@ def run(data: Dataset, cfg, months, opts, seed, log):
     return pd.concat(scored, ignore_index=True), fits
 
 
+def baselines_monthly(data: Dataset, months: list[str]) -> dict:
+    """Each single-factor baseline's truth_corr by month on the scored months (the same for every run on a market)."""
+    scored = data.scored[data.scored["month"].isin(months)]
+    figures = monthly_figures(scored.assign(pret=scored["reversal_20d"]), data.truth)
+    figures = figures[figures.factor != "pret"]
+    return {name: g.set_index("month")["truth_corr"].round(4).to_dict() for name, g in figures.groupby("factor")}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--from", dest="first", default="2023-06")
@@ -241,8 +249,10 @@ def main():
     ap.add_argument("--window", type=int, default=0, help="model.train_window_sessions (0: the profile's)")
     ap.add_argument("--every", type=int, default=0, help="samples.sample_every (0: the profile's)")
     ap.add_argument("--variant", default="embedded", choices=sorted(VARIANTS), help="a market the model was not tuned on")
-    ap.add_argument("--runs", required=True)
+    ap.add_argument("--runs", default="")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--baselines-into", default=None,
+                    help="write the baselines' monthly truth_corr on this market into every run of a JSON written before they were kept")
     args = ap.parse_args()
     base = profile_config(args.profile)
     base = base.replace(market={**VARIANTS[args.variant], **({"n_stocks": args.stocks} if args.stocks else {})})
@@ -254,6 +264,13 @@ def main():
     first_train = training.training_month(args.first, base.model.retrain_months)
     data = Dataset(base, first_train, args.last, args.variant)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    if args.baselines_into:
+        path = Path(args.baselines_into)
+        results = json.loads(path.read_text())
+        for run_result in results.values():
+            run_result["baselines_monthly"] = baselines_monthly(data, months)
+        path.write_text(json.dumps(results, indent=1, default=float))
+        return
     results = {}
     for name, opts in parse_runs(args.runs):
         model_changes = {"ensemble": 1, "seed": base.model.seed + 100 * args.seed}
@@ -270,7 +287,8 @@ def main():
         scale = {k: v for k, v in (("variant", args.variant if args.variant != "embedded" else ""), ("stocks", args.stocks),
                                    ("window", args.window), ("every", args.every), ("seed", args.seed)) if v}
         results[name] = {"opts": opts, "scale": scale, "seconds": round(time.time() - t0, 1), "summary": s, "reads": r, "fits": fits,
-                         "monthly": figures[figures.factor == "pret"].set_index("month")["truth_corr"].round(4).to_dict()}
+                         "monthly": figures[figures.factor == "pret"].set_index("month")["truth_corr"].round(4).to_dict(),
+                         "baselines_monthly": baselines_monthly(data, months)}
         tc, d = s["pret"]["truth_corr"], s["pret_minus_reversal"]["truth_corr"]
         log(f"{name} {opts}: truth_corr {tc['mean']:.3f} +- {tc['se']:.3f}; minus reversal {d['mean']:+.3f} +- {d['se']:.3f}; "
             f"IC {s['pret']['ic']['mean']:.4f}; reads {r} ({time.time() - t0:.0f} s)")

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/slow_features_report.py [--base RUN] bench/results/2026-12-03/slow_features_*.json
 
+    .venv/bin/python bench/slow_features_report.py --pool 'NAME=run,run;NAME=run' FILE...
+
 Runs from several files join by name, so give runs of different scales different names; RUN ("base" unless
 given) is the row every other is paired with.
 """
@@ -51,9 +53,30 @@ def main(paths: list[str], baseline: str = "base") -> None:
             print(f"| {e + 1} | {int(row['steps'])} | {row['val_ic']:.3f} | {row['truth_corr']:.3f} | {row['reversal']:.2f} | {row['episodes']:.2f} | {row['attention']:.2f} |")
 
 
+def pooled(paths: list[str], groups: list[str]) -> None:
+    """One row per group "NAME=run,run,...": the runs (seeds of one point, on one market) averaged month by
+    month, then paired with that market's 20-day reversal."""
+    runs = {}
+    for path in paths:
+        runs.update(json.loads(Path(path).read_text()))
+    print("| point | seeds | truth_corr | reversal | pRet - reversal (paired) | reads: reversal / episodes / attention |")
+    print("|---|---|---|---|---|---|")
+    for group in groups:
+        name, _, members = group.partition("=")
+        chosen = [runs[m] for m in members.split(",")]
+        truth = pd.concat([pd.Series(r["monthly"]) for r in chosen], axis=1).mean(axis=1)
+        reversal = pd.Series(chosen[0]["baselines_monthly"]["reversal_20d"])
+        tc, rev, diff = metrics.mean_and_se(truth), metrics.mean_and_se(reversal), metrics.paired_difference(truth, reversal)
+        reads = {k: sum(r["reads"][k] for r in chosen) / len(chosen) for k in ("reversal", "episodes", "attention")}
+        print(f"| {name} | {len(chosen)} | {tc['mean']:.3f} ± {tc['se']:.3f} | {rev['mean']:.3f} ± {rev['se']:.3f} | "
+              f"{diff['mean']:+.3f} ± {diff['se']:.3f} | {reads['reversal']:.2f} / {reads['episodes']:.2f} / {reads['attention']:.2f} |")
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args[:1] == ["--base"]:
+    if args[:1] == ["--pool"]:
+        pooled([a for a in args[2:] if not a.startswith("--pool")], args[1].split(";"))
+    elif args[:1] == ["--base"]:
         main(args[2:], args[1])
     else:
         main(args)
