@@ -47,7 +47,7 @@ def test_departures_from_seed_name_each_measured_departure_and_none_for_the_seed
 
     demo = departures_from_seed(profile_config("demo"))
     for expected in ("model.label_transform: 'rank' (seed: 'zscore')", "model.purge: True (seed: False)",
-                     "model.ensemble: 3 (seed: 1)", "model.gru_hidden: (64, 64) (seed: (128, 128))"):
+                     "model.ensemble: 5 (seed: 1)", "model.gru_hidden: (64, 64) (seed: (128, 128))"):
         assert expected in demo
     assert any(line.startswith("model.step_channels:") for line in demo)
     # The seed preset of the full profile departs only by having no GAN; a GAN mode removes that line.
