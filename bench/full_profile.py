@@ -24,7 +24,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from factor_pipeline.evaluation import metrics  # noqa: E402
 
 
 def _rss_mib(pid: str) -> float:
@@ -87,11 +92,6 @@ def asset_times(home: Path) -> dict:
 
 def quality(home: Path) -> dict:
     """The newest report's truth_corr and IC for pRet and the 20-day reversal, and their paired difference."""
-    sys.path.insert(0, str(ROOT))
-    import pandas as pd
-
-    from factor_pipeline.evaluation import metrics
-
     latest = home / "reports" / "latest.json"
     if not latest.exists():
         return {"error": f"no report under {home}"}

@@ -254,6 +254,8 @@ def main():
     ap.add_argument("--baselines-into", default=None,
                     help="write the baselines' monthly truth_corr on this market into every run of a JSON written before they were kept")
     args = ap.parse_args()
+    if not args.runs and not args.baselines_into:
+        ap.error("--runs is required (or --baselines-into FILE)")
     base = profile_config(args.profile)
     base = base.replace(market={**VARIANTS[args.variant], **({"n_stocks": args.stocks} if args.stocks else {})})
     if args.window:
@@ -264,11 +266,12 @@ def main():
     first_train = training.training_month(args.first, base.model.retrain_months)
     data = Dataset(base, first_train, args.last, args.variant)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    baselines = baselines_monthly(data, months)
     if args.baselines_into:
         path = Path(args.baselines_into)
         results = json.loads(path.read_text())
         for run_result in results.values():
-            run_result["baselines_monthly"] = baselines_monthly(data, months)
+            run_result["baselines_monthly"] = baselines
         path.write_text(json.dumps(results, indent=1, default=float))
         return
     results = {}
@@ -288,7 +291,7 @@ def main():
                                    ("window", args.window), ("every", args.every), ("seed", args.seed)) if v}
         results[name] = {"opts": opts, "scale": scale, "seconds": round(time.time() - t0, 1), "summary": s, "reads": r, "fits": fits,
                          "monthly": figures[figures.factor == "pret"].set_index("month")["truth_corr"].round(4).to_dict(),
-                         "baselines_monthly": baselines_monthly(data, months)}
+                         "baselines_monthly": baselines}
         tc, d = s["pret"]["truth_corr"], s["pret_minus_reversal"]["truth_corr"]
         log(f"{name} {opts}: truth_corr {tc['mean']:.3f} +- {tc['se']:.3f}; minus reversal {d['mean']:+.3f} +- {d['se']:.3f}; "
             f"IC {s['pret']['ic']['mean']:.4f}; reads {r} ({time.time() - t0:.0f} s)")

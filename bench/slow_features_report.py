@@ -10,6 +10,7 @@ given) is the row every other is paired with.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,6 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from factor_pipeline.evaluation import metrics  # noqa: E402
+
+
+def _read(run: dict, effect: str) -> str:
+    """A run's read of one planted effect; "n/a" on a market that does not plant it (a variant)."""
+    return f"{run['reads'][effect]:.2f}" if effect in run["reads"] else "n/a"
 
 
 def main(paths: list[str], baseline: str = "base") -> None:
@@ -37,8 +43,8 @@ def main(paths: list[str], baseline: str = "base") -> None:
         print(
             f"| {name} | {', '.join(f'{k}={v}' for k, v in {**run.get('scale', {}), **run['opts']}.items()) or 'the default'} | {tc['mean']:.3f} ± {tc['se']:.3f} | "
             + (f"{diff['mean']:+.3f} ± {diff['se']:.3f}" if diff else "")
-            + f" | {rev['mean']:+.3f} ± {rev['se']:.3f} | {s['pret']['ic']['mean']:.4f} | {run['reads']['reversal']:.2f} | "
-            f"{run['reads']['episodes']:.2f} | {chosen} |"
+            + f" | {rev['mean']:+.3f} ± {rev['se']:.3f} | {s['pret']['ic']['mean']:.4f} | {_read(run, 'reversal')} | "
+            f"{_read(run, 'episodes')} | {chosen} |"
         )
     for name, run in runs.items():
         curves = [f["curve"] for f in run["fits"].values() if f.get("curve")]
@@ -73,10 +79,12 @@ def pooled(paths: list[str], groups: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if args[:1] == ["--pool"]:
-        pooled([a for a in args[2:] if not a.startswith("--pool")], args[1].split(";"))
-    elif args[:1] == ["--base"]:
-        main(args[2:], args[1])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("files", nargs="+")
+    parser.add_argument("--base", default="base", help="the run every other is paired with")
+    parser.add_argument("--pool", default=None, help="'NAME=run,run;NAME=run': a point's seeds averaged")
+    args = parser.parse_args()
+    if args.pool:
+        pooled(args.files, args.pool.split(";"))
     else:
-        main(args)
+        main(args.files, args.base)
