@@ -34,6 +34,8 @@ from factor_pipeline.stats import pearson, zscore
 
 IC_EPS = 1e-8  # keeps the IC finite (and its gradient bounded) when a date's predictions are constant
 MIN_DATE_SIZE = 2  # a cross-section needs two stocks for a correlation; smaller dates are skipped
+# cuBLAS's deterministic workspace setting (NVIDIA's documented value; ":16:8" uses less memory, runs slower).
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
 
 
 def gru_stack(n_features: int, gru_hidden: Sequence[int]) -> nn.ModuleList:
@@ -79,9 +81,12 @@ class GRUFactorModel(nn.Module):
             for gru in self.grus:
                 h = layer.apply(h, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
             return h[-1]
-        h = x
-        for gru in self.grus:
-            h, h_n = gru(h)
+        # On CUDA the recurrence runs in float32 outside autocast (precision.Precision.recurrent says why).
+        cuda = x.device.type == "cuda"
+        h = x.float() if cuda else x
+        with torch.autocast("cuda", enabled=False) if cuda else contextlib.nullcontext():
+            for gru in self.grus:
+                h, h_n = gru(h)
         return h_n[-1]
 
     def output(self, h: torch.Tensor) -> torch.Tensor:
@@ -117,22 +122,28 @@ def resolve_device(name: str) -> torch.device:
 
 @contextlib.contextmanager
 def deterministic(device: torch.device, seed: int):
-    """Deterministic kernels and a seeded global RNG inside the block; both restored on exit.
+    """Deterministic kernels and a seeded global RNG inside the block; all three switches restored on exit.
 
     The global RNG is forked (not just reseeded) so that training never disturbs the caller's random
-    state. On CUDA, cuBLAS is only deterministic with CUBLAS_WORKSPACE_CONFIG set, which is the
-    caller's environment: there the switch warns instead of raising.
+    state. Deterministic mode would also fill every uninitialised tensor with NaN
+    (``torch.utils.deterministic.fill_uninitialized_memory``): the fused layers write every element they
+    allocate before reading it, so the fill only costs time (about a sixth of a full-size step) and is
+    switched off. On CUDA, cuBLAS is deterministic only with CUBLAS_WORKSPACE_CONFIG set before its first use
+    (the pipeline's resource sets it: ``PipelineResource.prepare_device``); there the switch warns instead of raising.
     """
     was_enabled = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    was_filling = torch.utils.deterministic.fill_uninitialized_memory
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+        torch.utils.deterministic.fill_uninitialized_memory = False
         try:
             yield
         finally:
             torch.use_deterministic_algorithms(was_enabled, warn_only=was_warn_only)
+            torch.utils.deterministic.fill_uninitialized_memory = was_filling
 
 
 @dataclass
