@@ -10,7 +10,9 @@ three ways of running the same step alternate step by step, so all see the same 
 - ``pipeline``: as train_gru runs it: inside gru.training_run (deterministic kernels, no NaN fill, freed
   activations reused);
 - ``nan_fill``: the same with torch's fill of uninitialised memory on, as the pipeline ran before;
-- ``plain``: outside deterministic mode (how the earlier benches timed it).
+- ``plain``: outside deterministic mode (how the earlier benches timed it);
+- ``split_ops``: as ``pipeline``, but with several threads splitting each operation (PyTorch's intra-op
+  threads, as the pipeline ran before) instead of each thread taking a share of the batch (gru_split.py).
 The floor is the step's matmul FLOPs (bench_model.gru_flops_per_sample) at the matmul peak of the same precision
 and threads, measured in this run on the step's own GEMM shapes: no step can be faster than its matmuls.
 An epoch is projected as training dates x step + validation dates x forward pass. The machine (CPU model,
@@ -39,7 +41,7 @@ from factor_pipeline.features.daily import N_FEATURES  # noqa: E402
 from factor_pipeline.model import gru, precision  # noqa: E402
 from factor_pipeline.model.training import purge_gap, training_dates  # noqa: E402
 
-MODES = ("pipeline", "nan_fill", "plain")
+MODES = ("pipeline", "nan_fill", "plain", "split_ops")
 # How a profiled op's self time is classed (aten names); the rest of the step's wall time is Python and dispatch.
 KINDS = {
     "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"),
@@ -72,6 +74,7 @@ def running(mode: str, cfg, shape: dict, device):
         return
     with gru.training_run(cfg, shape["channels"], SEQ_LEN, 0, device) as (model, optimizer, _):
         torch.utils.deterministic.fill_uninitialized_memory = mode == "nan_fill"
+        model.split_batch = mode != "split_ops"
         yield model, optimizer
 
 

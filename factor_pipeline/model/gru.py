@@ -11,6 +11,8 @@ runs (``gru_cpu.reuse_freed_memory``).
 
 With ``model.precision = "bf16"`` (precision.py) training and prediction run under autocast, and on CPU
 the layers run through ``gru_bf16.GRULayerCPUBF16``: bfloat16 matmul operands, float32 state and gates.
+With several CPU threads, each thread runs a share of the batch through the layer (``gru_split``) instead of
+every operation being split across the threads.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from factor_pipeline.model import precision
 from factor_pipeline.model.checkpoints import cpu_state, unpack_ensemble
 from factor_pipeline.model.gru_bf16 import GRULayerCPUBF16
 from factor_pipeline.model.gru_cpu import GRULayerCPU, reuse_freed_memory
+from factor_pipeline.model.gru_split import GRULayerSplit, share_bounds
 from factor_pipeline.stats import pearson, zscore
 
 IC_EPS = 1e-8  # keeps the IC finite (and its gradient bounded) when a date's predictions are constant
@@ -70,6 +73,7 @@ class GRUFactorModel(nn.Module):
         self.grus = gru_stack(n_features, gru_hidden)
         self.mlp = mlp_head(gru_hidden[-1], mlp_hidden, dropout)
         self.fused_cpu = True  # False: autograd through nn.GRU on CPU too (the reference, for tests)
+        self.split_batch = True  # False: several CPU threads split each operation instead (the bench's comparison)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, F] -> the last layer's final hidden state [B, H]."""
@@ -78,8 +82,11 @@ class GRUFactorModel(nn.Module):
             bf16 = precision.autocast_dtype("cpu") == torch.bfloat16
             layer = GRULayerCPUBF16 if bf16 else GRULayerCPU
             h = x.transpose(0, 1).contiguous()  # time-major, so each step is one contiguous slice
+            # With several threads, each takes a share of the batch rather than a share of every operation.
+            shares = len(share_bounds(h.shape[1], torch.get_num_threads())) if self.split_batch else 1
             for gru in self.grus:
-                h = layer.apply(h, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+                weights = (gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+                h = GRULayerSplit.apply(h, *weights, layer, shares) if shares > 1 else layer.apply(h, *weights)
             return h[-1]
         # On CUDA the recurrence runs in float32 outside autocast (precision.Precision.recurrent says why).
         cuda = x.device.type == "cuda"
