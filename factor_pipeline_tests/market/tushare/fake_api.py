@@ -263,6 +263,9 @@ class FakeTushare:
                     request = json.loads(body)
                     owner.requests.append((request["api_name"], dict(request.get("params") or {})))
                     number = len(owner.requests)
+                if self.path.rstrip("/") not in ("", f"/{request['api_name']}"):  # the root, or the official client's
+                    self.send_error(404)
+                    return
                 if owner.drop_from is not None and number >= owner.drop_from:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
