@@ -35,6 +35,7 @@ MONTHS = ["2024-05", "2024-06"]
 NEXT = "2024-07"
 FIRST_DAY, LAST_DAY = "2023-01-01", "2024-08-31"
 MOVED_ON = pd.Timestamp("2024-06-11")  # between the rebalance dates of May and June
+UNTHROTTLED = "6000000"  # the local server has no rate; the throttle is tested on its own
 
 SCHEDULED_RUN = """
 import datetime as dt, sys
@@ -101,7 +102,7 @@ def test_tushare_backfill_then_the_schedule_fetches_only_the_next_month(tmp_path
         api.caps = {"daily": 100, "index_member_all": 60}  # pages, as the real caps would on a whole market
         api.unpublished = set(late_july)  # the backfill runs mid-July: June's evaluation reads July so far
         env = {**pipeline_env(homes["tushare"]), "FACTOR_PIPELINE_SOURCE": "tushare", "TUSHARE_TOKEN": TOKEN,
-               "FACTOR_PIPELINE_TUSHARE_URL": api.url}
+               "FACTOR_PIPELINE_TUSHARE_URL": api.url, "TUSHARE_CALLS_PER_MINUTE": UNTHROTTLED}
         result = run_cli(["backfill", "--from", MONTHS[0], "--to", MONTHS[-1], "--executor", "in_process"], env)
         logs += [result.stdout, result.stderr]
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
@@ -158,6 +159,7 @@ def small_api(monkeypatch):
     with FakeTushare(exports_from_canonical(*small_market())) as api:
         monkeypatch.setenv("TUSHARE_TOKEN", TOKEN)
         monkeypatch.setenv("FACTOR_PIPELINE_TUSHARE_URL", api.url)
+        monkeypatch.setenv("TUSHARE_CALLS_PER_MINUTE", UNTHROTTLED)
         yield api
 
 
@@ -183,3 +185,35 @@ def test_without_a_token_the_fetch_says_which_variable(tmp_path, small_api, monk
 def test_a_backfill_fetches_the_history_its_first_model_and_samples_read():
     months = tushare_source.backfill_months("2024-05", "2024-06", profile_config("smoke"))
     assert months[0] == "2023-01" and months[-1] == "2024-06" and len(months) == 18
+
+
+def test_the_throttle_follows_the_accounts_points(monkeypatch):
+    monkeypatch.delenv("TUSHARE_CALLS_PER_MINUTE", raising=False)
+    monkeypatch.delenv("TUSHARE_POINTS", raising=False)
+    assert tushare_source.rate_per_minute() == 200  # the lowest tier the pipeline's endpoints allow
+    monkeypatch.setenv("TUSHARE_POINTS", "5,000")
+    assert tushare_source.rate_per_minute() == 500
+    monkeypatch.setenv("TUSHARE_CALLS_PER_MINUTE", "1000")
+    assert tushare_source.rate_per_minute() == 1000
+    monkeypatch.setenv("TUSHARE_CALLS_PER_MINUTE", "fast")
+    with pytest.raises(ValueError, match="TUSHARE_CALLS_PER_MINUTE='fast' is not a whole number"):
+        tushare_source.rate_per_minute()
+
+
+def test_a_dry_run_prints_a_ten_year_backfills_calls_and_time_per_tier_before_fetching(tmp_path, small_api, capsys, monkeypatch):
+    import argparse
+
+    from factor_pipeline.pipeline.backfill_command import dry_run
+    from factor_pipeline.pipeline.resources import PipelineResource
+
+    monkeypatch.setenv("TUSHARE_POINTS", "2000")
+    monkeypatch.delenv("TUSHARE_CALLS_PER_MINUTE")
+    pipeline = PipelineResource(home=str(tmp_path), source="tushare", profile="smoke")
+    assert dry_run(argparse.Namespace(first="2016-01", last="2025-12"), pipeline) == 0
+    out = capsys.readouterr().out
+    print(out)
+    calls = int(out.split("about ")[1].split(" calls")[0].replace(",", ""))
+    assert 7000 < calls < 9500
+    assert f"at 2,000 points (200 calls a minute): at least {calls / 200:.0f} minutes" in out
+    assert f"at 5,000 points (500 calls a minute): at least {calls / 500:.0f} minutes" in out
+    assert small_api.requests == [] and not any(tmp_path.iterdir())  # nothing fetched, nothing written
