@@ -155,16 +155,20 @@ def small_market() -> tuple[pd.DataFrame, pd.DataFrame, list[tuple]]:
     return daily, stocks, members
 
 
-# The untidy market's planted irregularities as (table, kind, ts_code): each once in raw.data_issues.
-UNTIDY_ISSUES = (
-    ("stock_basic", "malformed_code", "T600018.SH"),
-    ("index_member_all", "membership_not_listed", "T00018.SH"),
-    ("index_member_all", "duplicate_row", "600000.SH"),
-    ("index_member_all", "unclassified", "920002.BJ"),
-    ("index_member_all", "unclassified", "301999.SZ"),
-    ("adj_factor", "adj_factor_carried", "689009.SH"),
-)
-ADJ_GAP = "20240220"  # 689009.SH's day without an adj_factor row
+ADJ_GAP = ("689009.SH", "20240220")  # the untidy market's stock-day without an adj_factor row
+UNCLASSIFIED_CODES = ("920002.BJ", "301999.SZ")
+TWICE = "600000.SH"  # whose membership the untidy market answers twice
+
+
+def planted_issues(twice: str, gap_code: str, unclassified: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """What :func:`untidy` plants, as (table, kind, ts_code): each must be in raw.data_issues once."""
+    return sorted([
+        ("stock_basic", "malformed_code", "T600018.SH"),
+        ("index_member_all", "membership_not_listed", "T00018.SH"),
+        ("index_member_all", "duplicate_row", twice),
+        ("adj_factor", "adj_factor_carried", gap_code),
+        *(("index_member_all", "unclassified", code) for code in unclassified),
+    ])
 
 
 def _continuous_bars(code: str, sessions, first: float, step: int) -> list[dict]:
@@ -184,9 +188,8 @@ def untidy_market() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]
     """The small market with what the real service answers: (canonical daily, canonical stocks, Tushare tables).
 
     Beside small_market's four stocks: a STAR CDR (689009.SH) missing its adj_factor on ADJ_GAP, a Beijing
-    stock (920002.BJ) and a new listing (301999.SZ, from 2024-02-20) without any Shenwan membership, a
-    delisted name that stock_basic spells T600018.SH and the memberships T00018.SH, and 600000.SH's
-    membership twice. The canonical frames are what the tables must read as (UNTIDY_ISSUES set right).
+    stock (920002.BJ) and a new listing (301999.SZ, from 2024-02-20) without any Shenwan membership, and
+    :func:`untidy`'s other plants. The canonical frames are what the tables must read as, set right.
     """
     daily, stocks, members = small_market()
     sessions = session_calendar.sessions_between("2024-01-02", "2024-03-29")
@@ -202,22 +205,27 @@ def untidy_market() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]
     })], ignore_index=True).sort_values("ts_code", kind="stable").reset_index(drop=True)
     daily = daily.reset_index(drop=True)
     members = members + [("689009.SH", "Electronics", pd.Timestamp("2020-10-29"), None)]
-    return daily, stocks, _untidied(exports_from_canonical(daily, stocks, members))
+    return daily, stocks, untidy(exports_from_canonical(daily, stocks, members), TWICE, ADJ_GAP, UNCLASSIFIED_CODES)
 
 
-def _untidied(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def untidy(tables: dict[str, pd.DataFrame], twice: str, gap: tuple[str, str], unclassified: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """The tables as the service answers them: ``twice``'s membership repeated, no adj_factor row for ``gap``
+    (ts_code, YYYYMMDD), no membership of the ``unclassified`` codes, a delisted name spelt T600018.SH in
+    stock_basic and T00018.SH in the memberships (:func:`planted_issues`)."""
+    tables = dict(tables)
     adj = tables["adj_factor"]
-    tables["adj_factor"] = adj[~((adj["ts_code"] == "689009.SH") & (adj["trade_date"] == ADJ_GAP))].reset_index(drop=True)
+    tables["adj_factor"] = adj[~((adj["ts_code"] == gap[0]) & (adj["trade_date"] == gap[1]))].reset_index(drop=True)
     basic = tables["stock_basic"]
     ghost = basic.iloc[[0]].assign(ts_code="T600018.SH", symbol="T60001", name="退市测试", list_status="D",
                                    list_date="19970101", delist_date="20200101")
     tables["stock_basic"] = pd.concat([basic, ghost], ignore_index=True)
     member_rows = tables["index_member_all"]
+    member_rows = member_rows[~member_rows["ts_code"].isin(unclassified)]
     delisted = member_rows.iloc[[0]].assign(ts_code="T00018.SH", name="退市测试", l1_code=SW_CODE["Transportation"],
                                             l1_name=CHINESE["Transportation"], in_date="20140221", out_date="20200101",
                                             is_new="N")
-    twice = member_rows[member_rows["ts_code"] == "600000.SH"]
-    tables["index_member_all"] = pd.concat([member_rows, delisted, twice], ignore_index=True)
+    repeated = member_rows[member_rows["ts_code"] == twice].iloc[[0]]
+    tables["index_member_all"] = pd.concat([member_rows, delisted, repeated], ignore_index=True)
     return tables
 
 

@@ -15,10 +15,13 @@ from factor_pipeline.market.tushare import fetch
 from factor_pipeline.market.tushare.client import Token, TushareClient, TushareServerError
 from factor_pipeline_tests.market.tushare.fake_api import (
     TOKEN,
-    UNTIDY_ISSUES,
+    ADJ_GAP,
+    TWICE,
+    UNCLASSIFIED_CODES,
     FakeTushare,
     exports_from_canonical,
     small_market,
+    planted_issues,
     untidy_market,
     write_canonical,
     write_tables,
@@ -209,4 +212,4 @@ def test_the_untidy_service_backfills_with_every_irregularity_listed_once(tmp_pa
         pd.testing.assert_frame_equal(got.stocks, want.stocks, check_exact=True)
         issues += [(source.rsplit("/", 1)[-1].split(".")[0], kind, code)
                    for source, kind, code in got.issues[["source", "kind", "ts_code"]].itertuples(index=False)]
-    assert sorted(issues) == sorted(UNTIDY_ISSUES)
+    assert sorted(issues) == planted_issues(TWICE, ADJ_GAP[0], UNCLASSIFIED_CODES)
