@@ -236,7 +236,8 @@ def stocks_as_of(stocks: pd.DataFrame, date) -> pd.DataFrame:
 
 def read_month(cache: Path, month: str) -> MarketFrames:
     """The month's daily rows, the stocks table as of its rebalance date d(m), its truth rows and the irregular
-    rows the source's conversion set right (each None where the source has none).
+    rows the source's conversion set right, the month's own and those of no month (the snapshots'); each None
+    where the source has none.
 
     Point in time: only names with list_date <= d(m); a delist_date later than d(m) is not yet known and
     reads NaT; the industry is the one of the stock's last bar on or before d(m) (the static column for a
@@ -262,7 +263,8 @@ def read_month(cache: Path, month: str) -> MarketFrames:
         truth = _read_cached(cache / "truth.parquet", filters=[("month", "==", month)]).reset_index(drop=True)
     issues = None
     if (cache / "issues.parquet").is_file():
-        issues = _read_cached(cache / "issues.parquet", filters=[("month", "==", month)]).reset_index(drop=True)
+        issues = _read_cached(cache / "issues.parquet")
+        issues = issues[issues["month"].isna() | (issues["month"] == month)].reset_index(drop=True)
     return MarketFrames(daily, stocks, truth, issues)
 
 

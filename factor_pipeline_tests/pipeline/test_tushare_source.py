@@ -26,7 +26,9 @@ from factor_pipeline_tests.market.tushare.fake_api import (
     FakeTushare,
     exact_units,
     exports_from_canonical,
+    planted_issues,
     small_market,
+    untidy,
     write_canonical,
     write_tables,
 )
@@ -152,6 +154,59 @@ def test_tushare_backfill_then_the_schedule_fetches_only_the_next_month(tmp_path
     assert all(TOKEN not in text for text in logs)
     provenance = json.dumps(storage.read_provenance(homes["tushare"] / "tushare" / NEXT / "daily.parquet"))
     assert "trade_date" in provenance and TOKEN not in provenance
+
+
+def _renamed(daily, stocks, members, names: dict[str, str]):
+    """The market with some codes renamed (to put a STAR CDR and a 920 Beijing code in it)."""
+    rename = lambda codes: codes.replace(names)  # noqa: E731
+    daily = daily.assign(ts_code=rename(daily["ts_code"])).sort_values(["trade_date", "ts_code"], kind="stable")
+    stocks = stocks.assign(ts_code=rename(stocks["ts_code"])).sort_values("ts_code", kind="stable")
+    members = [(names.get(c, c), *rest) for c, *rest in members]
+    return daily.reset_index(drop=True), stocks.reset_index(drop=True), members
+
+
+@pytest.mark.slow  # two Dagster backfills of the untidy market, through the exports and through the server
+def test_the_untidy_market_backfills_through_exports_and_the_server_with_every_irregularity_once(tmp_path, market):
+    import duckdb
+
+    daily, stocks, members, *_ = market
+    star = next(c for c in stocks["ts_code"] if c.startswith("688"))
+    bse = next(c for c in stocks["ts_code"] if c.endswith(".BJ"))
+    daily, stocks, members = _renamed(daily, stocks, members, {star: "689009.SH", bse: "920002.BJ"})
+    june = daily[(daily["ts_code"] == "689009.SH") & (daily["trade_date"].dt.strftime("%Y-%m") == MONTHS[-1])]
+    flat = june[(june["pre_close"].to_numpy() == june["close"].shift().to_numpy())]  # no corporate action since the bar before
+    gap = ("689009.SH", flat["trade_date"].iloc[0].strftime("%Y%m%d"))
+    counts = daily.groupby("ts_code").size()
+    unclassified = ("920002.BJ", next(c for c in counts[counts == counts.max()].index if c.startswith("6") and c != "689009.SH"))
+    twice = next(c for c, *_ in members if c not in unclassified)
+    tables = untidy(exports_from_canonical(daily, stocks, members), twice, gap, unclassified)
+    tables["daily"] = tables["daily"].astype({"vol": "float64", "amount": "float64"})
+    expected = planted_issues(twice, gap[0], unclassified)
+    homes = {name: tmp_path / name for name in ("exports", "tushare")}
+    backfill = ["backfill", "--from", MONTHS[-1], "--to", MONTHS[-1], "--executor", "in_process"]
+    result = run_cli(backfill, {**pipeline_env(homes["exports"]),
+                                "FACTOR_PIPELINE_SOURCE": str(write_tables(tmp_path / "in_exports", tables, "parquet"))})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    with FakeTushare(tables) as api:
+        api.shuffled.add("index_member_all")
+        api.faults = {7: (502, b"<html><body>502 Bad Gateway</body></html>"), 300: (200, b"<!DOCTYPE html><html>busy</html>")}
+        env = {**pipeline_env(homes["tushare"]), "FACTOR_PIPELINE_SOURCE": "tushare", "TUSHARE_TOKEN": TOKEN,
+               "FACTOR_PIPELINE_TUSHARE_URL": api.url, "TUSHARE_CALLS_PER_MINUTE": UNTHROTTLED}
+        # From May, as the tidy backfill: a tushare source's first month is the first one fetched.
+        result = run_cli(["backfill", "--from", MONTHS[0], *backfill[2:]], env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+        assert not api.faults and "retry 1 of 6" in result.stdout + result.stderr
+    for name, home in homes.items():
+        with duckdb.connect(str(home / "factor.duckdb"), read_only=True) as con:
+            rows = con.execute("SELECT source, kind, ts_code FROM raw.data_issues").fetchall()
+        found = sorted((source.rsplit("/", 1)[-1].split(".")[0], kind, code) for source, kind, code in rows)
+        assert found == expected, name
+        factor = storage.read_parquet(home / "factor" / f"{MONTHS[-1]}.parquet").set_index("ts_code")
+        assert np.isfinite(factor["pret"]).sum() > 50
+        held = factor.loc[factor.index.intersection(list(unclassified))]
+        assert len(held) and (held["industry"] == "Unclassified").all() and np.isfinite(held["pret"]).all()
+        assert "## Data quality" in (home / "reports" / MONTHS[-1] / "report.md").read_text()
+    assert TOKEN.encode() not in _everything_in(homes["tushare"])
 
 
 @pytest.fixture

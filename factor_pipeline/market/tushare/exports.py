@@ -102,21 +102,20 @@ def _per_bar(table: str, file: str, raw: pd.DataFrame, column: str, keys: pd.Mul
 
 
 class _Issues:
-    """The irregular rows a conversion set right, as ISSUE_COLUMNS rows; never raised, always counted."""
+    """The irregular rows a conversion set right, as ISSUE_COLUMNS rows; never raised, always counted. An issue of
+    a snapshot (stock_basic, memberships, name changes) holds for every month: its month is None."""
 
     def __init__(self):
         self.rows: list[dict] = []
-        self.first_month = ""  # of the bars: where issues of a snapshot (no date of their own) are filed
 
-    def add(self, month: str, source: str, kind: str, ts_code, detail: str) -> None:
+    def add(self, month: str | None, source: str, kind: str, ts_code, detail: str) -> None:
         code = None if _is_missing(ts_code) else _show_raw(ts_code).upper()
-        self.rows.append({"month": month or self.first_month, "source": source, "kind": kind, "ts_code": code,
-                          "detail": detail})
+        self.rows.append({"month": month, "source": source, "kind": kind, "ts_code": code, "detail": detail})
 
     def frame(self) -> pd.DataFrame:
         if not self.rows:
             return empty_issues()
-        frame = pd.DataFrame(self.rows, columns=list(ISSUE_COLUMNS)).astype({c: "str" for c in ("month", "source", "kind", "detail")})
+        frame = pd.DataFrame(self.rows, columns=list(ISSUE_COLUMNS))
         return frame.sort_values(["month", "source", "kind", "ts_code", "detail"], kind="stable", na_position="first").reset_index(drop=True)
 
     def drop(self, label: str, raw: pd.DataFrame, bad: np.ndarray, kind: str, detail) -> pd.DataFrame:
@@ -125,7 +124,7 @@ class _Issues:
             row = raw.iloc[pos]
             day = row.get("trade_date")
             parsed = None if _is_missing(day) else _parse_one_date(_date_text(day))
-            month = "" if parsed is None else parsed.strftime("%Y-%m")
+            month = None if parsed is None else parsed.strftime("%Y-%m")
             self.add(month, label, kind, row.get("ts_code"), f"row {pos}: {detail(pos)}; dropped")
         return raw.loc[~np.asarray(bad, dtype=bool)].reset_index(drop=True)
 
@@ -192,16 +191,14 @@ def _carry_adj_factor(issues: _Issues, labels: dict[str, str], daily: pd.DataFra
     return adj
 
 
-def _unclassified_issues(issues: _Issues, label: str, stocks: pd.DataFrame, codes: np.ndarray, dates: np.ndarray,
-                         last_month: str) -> None:
-    """One issue per stock without any membership, filed under the first month it is listed in the bars' range."""
+def _unclassified_issues(issues: _Issues, label: str, stocks: pd.DataFrame, codes: np.ndarray, dates: np.ndarray) -> None:
+    """One issue per stock without any membership (each month's count of them is in its metadata)."""
     without = stocks[stocks["industry"] == UNCLASSIFIED]
     bars = pd.Series(dates, dtype="datetime64[ns]").groupby(pd.Series(codes, dtype=object)).agg(["min", "max", "size"])
-    for code, list_date in zip(without["ts_code"], without["list_date"]):
-        month = min(max(_month_of(list_date), issues.first_month), last_month)
+    for code in without["ts_code"]:
         shown = (f"{int(bars.loc[code, 'size'])} bars from {bars.loc[code, 'min'].date()} to {bars.loc[code, 'max'].date()}"
                  if code in bars.index else "no bars")
-        issues.add(month, label, "unclassified", code, f"no Shenwan level-1 membership ({shown}): industry "
+        issues.add(None, label, "unclassified", code, f"no Shenwan level-1 membership ({shown}): industry "
                    f"{UNCLASSIFIED}, left out of industry neutralisation and the industry tables")
 
 
@@ -226,9 +223,6 @@ def convert(
                                    "beside stock_basic, daily is read as a Tushare export")
     _require_columns(chk, DAILY_REQUIRED)
     codes, dates = _keyed(chk)
-    issues.first_month, last_month = _month_of(dates.min()), _month_of(dates.max())
-    for row in issues.rows:  # duplicates of snapshots were recorded before the bars' first month was known
-        row["month"] = row["month"] or issues.first_month
 
     basic = _without_malformed_codes(issues, labels["stock_basic"], tables["stock_basic"])
     chk_basic = _Checker(labels["stock_basic"], basic, ("ts_code",))
@@ -242,7 +236,7 @@ def convert(
     # Tushare's own industry column is its classification, not Shenwan's: replaced.
     stocks_raw = basic.drop(columns=["industry"], errors="ignore").assign(industry=current.to_numpy(dtype=object))
     stocks = _validate_stocks(labels["stock_basic"], stocks_raw)
-    _unclassified_issues(issues, labels["index_member_all"], stocks, codes, dates, last_month)
+    _unclassified_issues(issues, labels["index_member_all"], stocks, codes, dates)
 
     vol = _parse_numeric(chk, "vol", required=True)
     amount = _parse_numeric(chk, "amount", required=True)
