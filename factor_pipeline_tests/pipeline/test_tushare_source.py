@@ -193,7 +193,7 @@ def test_the_untidy_market_backfills_through_exports_and_the_server_with_every_i
         env = {**pipeline_env(homes["tushare"]), "FACTOR_PIPELINE_SOURCE": "tushare", "TUSHARE_TOKEN": TOKEN,
                "FACTOR_PIPELINE_TUSHARE_URL": api.url, "TUSHARE_CALLS_PER_MINUTE": UNTHROTTLED}
         # From May, as the tidy backfill: a tushare source's first month is the first one fetched.
-        result = run_cli(["backfill", "--from", MONTHS[0], *backfill[2:]], env)
+        result = run_cli(["backfill", "--from", MONTHS[0], *backfill[3:]], env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
         assert not api.faults and "retry 1 of 6" in result.stdout + result.stderr
     for name, home in homes.items():

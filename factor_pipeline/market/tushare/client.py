@@ -97,7 +97,8 @@ def calls_per_minute(points: int) -> int:
     rates = [rate for floor, rate in CALLS_PER_MINUTE_BY_POINTS if points >= floor]
     if not rates:
         raise TusharePermissionError(
-            f"{points} Tushare points: the pipeline's endpoints (adj_factor, index_member_all) need 2,000 or more"
+            f"{points} Tushare points: the pipeline's endpoints (adj_factor, index_member_all) need "
+            f"{CALLS_PER_MINUTE_BY_POINTS[0][0]:,} or more"
         )
     return rates[-1]
 
@@ -175,7 +176,7 @@ class TushareClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 text = response.read().decode("utf-8", errors="replace")
         except urllib.error.HTTPError as exc:
-            error = TushareTransientError if exc.code >= 500 else TushareServerError
+            error = TushareTransientError if exc.code >= 500 or exc.code == 429 else TushareServerError
             raise error(f"Tushare answered HTTP {exc.code} on {what}") from None
         except (http.client.HTTPException, OSError) as exc:  # URLError, timeouts and resets are OSErrors
             raise TushareTransientError(f"no answer from Tushare ({self.url}) on {what}: {exc}") from None

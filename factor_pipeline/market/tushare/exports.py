@@ -136,10 +136,18 @@ def _without_duplicates(issues: _Issues, label: str, raw: pd.DataFrame) -> pd.Da
                        lambda p: "an exact repeat of an earlier row") if repeated.any() else raw
 
 
+def _codes_where(raw: pd.DataFrame, keep) -> np.ndarray:
+    """``keep(code)`` per row, asked once per distinct code (a day table holds millions of rows); empty codes are
+    kept for the strict parsers to name."""
+    index, uniques = pd.factorize(raw["ts_code"], use_na_sentinel=True)
+    kept = np.array([keep(u) for u in uniques] + [True], dtype=bool)
+    return kept[index]
+
+
 def _without_malformed_codes(issues: _Issues, label: str, raw: pd.DataFrame) -> pd.DataFrame:
     if "ts_code" not in raw.columns:
         return raw
-    malformed = ~raw["ts_code"].map(lambda v: _is_missing(v) or is_code(v)).to_numpy(dtype=bool)
+    malformed = ~_codes_where(raw, is_code)
     return issues.drop(label, raw, malformed, "malformed_code",
                        lambda p: f"{_show_raw(raw['ts_code'].iloc[p])!r} is not an A-share code") if malformed.any() else raw
 
@@ -148,7 +156,7 @@ def _without_unlisted(issues: _Issues, label: str, raw: pd.DataFrame, listed: se
     """Rows of an interval table (memberships, name changes) whose code is not a stock of stock_basic."""
     if "ts_code" not in raw.columns:
         return raw
-    unknown = ~raw["ts_code"].map(lambda v: _is_missing(v) or _show_raw(v).upper() in listed).to_numpy(dtype=bool)
+    unknown = ~_codes_where(raw, lambda code: _show_raw(code).upper() in listed)
     return issues.drop(label, raw, unknown, kind,
                        lambda p: f"{_show_raw(raw['ts_code'].iloc[p])!r} is not in stock_basic") if unknown.any() else raw
 
@@ -173,7 +181,7 @@ def _carry_adj_factor(issues: _Issues, labels: dict[str, str], daily: pd.DataFra
     for pos in order[~found[order]]:  # in date order per stock, so that a run of gaps carries one factor through
         before = previous[pos]
         day = pd.Timestamp(dates[pos]).date()
-        gap = before < 0 or round(pre_close[pos] * 100) != round(close[before] * 100)
+        gap = before < 0 or np.round(pre_close[pos] * 100) != np.round(close[before] * 100)  # in fen
         if gap:
             why = ("it is the stock's first bar, so there is no factor to carry" if before < 0 else
                    f"its pre_close {_fmt_number(pre_close[pos])} is not the previous bar's close "
@@ -199,7 +207,7 @@ def _unclassified_issues(issues: _Issues, label: str, stocks: pd.DataFrame, code
         shown = (f"{int(bars.loc[code, 'size'])} bars from {bars.loc[code, 'min'].date()} to {bars.loc[code, 'max'].date()}"
                  if code in bars.index else "no bars")
         issues.add(None, label, "unclassified", code, f"no Shenwan level-1 membership ({shown}): industry "
-                   f"{UNCLASSIFIED}, left out of industry neutralisation and the industry tables")
+                   f"{UNCLASSIFIED}: a group of its own when neutralised, left out of the industry tables")
 
 
 def convert(
