@@ -196,8 +196,9 @@ def test_st_main_board_stocks_move_within_five_percent_until_the_exchanges_align
     assert bad.empty, bad[["ts_code", "trade_date", "pre_close", "close", "r"]]
     after = main_st[main_st["trade_date"] >= trading_rules.ST_MAIN_10PCT_FROM]
     assert len(after) > 50
-    # From the change on, ST names move beyond 5% within the main board's 10%.
-    assert (after["r"].abs() > 0.05 + 0.005 / after["pre_close"]).any()
+    # From the change on, ST names have the main board's 10% (and stay within it).
+    ratio = trading_rules.limit_ratio(after["board"].to_numpy(), after["trade_date"].to_numpy(), after["is_st"].to_numpy())
+    assert np.allclose(ratio, 0.10)
     assert (after["r"].abs() <= 0.10 + 0.005 / after["pre_close"] + 1e-12).all()
 
 
