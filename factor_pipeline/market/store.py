@@ -19,15 +19,17 @@ from factor_pipeline import storage
 from factor_pipeline.config import Config
 from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline.market.input_files import (
+    ISSUE_COLUMNS,
     MarketFrames,
     locate_inputs,
     read_inputs,
     source_directory,
     validate_frames,
 )
+from factor_pipeline.market.trading_rules import UNCLASSIFIED
 from factor_pipeline.market.tushare import exports, fetch
 
-CACHE_FORMAT = 3  # bump when the cached layout or the canonicalisation changes
+CACHE_FORMAT = 4  # bump when the cached layout or the canonicalisation changes
 MANIFEST = "manifest.json"
 DAILY_SCHEMA = pa.schema(
     [("ts_code", pa.string()), ("trade_date", pa.timestamp("ns"))]
@@ -45,6 +47,7 @@ STOCKS_SCHEMA = pa.schema(
 )
 INDUSTRY_CHANGES = "industry_changes.parquet"
 TRUTH_SCHEMA = pa.schema([("month", pa.string()), ("ts_code", pa.string()), ("expected_return", pa.float64())])
+ISSUES_SCHEMA = pa.schema([(c, pa.string()) for c in ISSUE_COLUMNS])
 
 
 def _files_key(directory: Path, files: dict[str, Path], calendar_fingerprint: str) -> str:
@@ -138,6 +141,10 @@ def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
         storage.write_parquet(
             pa.Table.from_pandas(frames.truth, schema=TRUTH_SCHEMA, preserve_index=False), target / "truth.parquet"
         )
+    if frames.issues is not None:
+        storage.write_parquet(
+            pa.Table.from_pandas(frames.issues, schema=ISSUES_SCHEMA, preserve_index=False), target / "issues.parquet"
+        )
     states = month_states(frames)
     if manifest["source"] != "synthetic":
         # Input files are named by their content, so moving or copying the directory keeps the identity.
@@ -228,7 +235,9 @@ def stocks_as_of(stocks: pd.DataFrame, date) -> pd.DataFrame:
 
 
 def read_month(cache: Path, month: str) -> MarketFrames:
-    """The month's daily rows, the stocks table as of its rebalance date d(m), and its truth rows (or None).
+    """The month's daily rows, the stocks table as of its rebalance date d(m), its truth rows and the irregular
+    rows the source's conversion set right, the month's own and those of no month (the snapshots'); each None
+    where the source has none.
 
     Point in time: only names with list_date <= d(m); a delist_date later than d(m) is not yet known and
     reads NaT; the industry is the one of the stock's last bar on or before d(m) (the static column for a
@@ -252,7 +261,11 @@ def read_month(cache: Path, month: str) -> MarketFrames:
     truth = None
     if (cache / "truth.parquet").is_file():
         truth = _read_cached(cache / "truth.parquet", filters=[("month", "==", month)]).reset_index(drop=True)
-    return MarketFrames(daily, stocks, truth)
+    issues = None
+    if (cache / "issues.parquet").is_file():
+        issues = _read_cached(cache / "issues.parquet")
+        issues = issues[issues["month"].isna() | (issues["month"] == month)].reset_index(drop=True)
+    return MarketFrames(daily, stocks, truth, issues)
 
 
 def month_summary(frames: MarketFrames) -> dict:
@@ -268,4 +281,18 @@ def month_summary(frames: MarketFrames) -> dict:
         "last_date": dates.max().date().isoformat() if len(daily) else None,
         "suspended_rows": int((daily["volume"] == 0).sum()),
         "truth_rows": None if frames.truth is None else int(len(frames.truth)),
+        **issue_counts(frames),
+    }
+
+
+def issue_counts(frames: MarketFrames) -> dict:
+    """The month's irregular rows set right, by kind, and its listed stocks without an industry; nothing for a
+    source that cannot have any (the synthetic market)."""
+    if frames.issues is None:
+        return {}
+    kinds = frames.issues["kind"].value_counts().sort_index()
+    return {
+        "data_issues": int(len(frames.issues)),
+        "data_issues_by_kind": {str(k): int(v) for k, v in kinds.items()},
+        "unclassified_stocks": int((frames.stocks["industry"] == UNCLASSIFIED).sum()),
     }
