@@ -98,6 +98,7 @@ class ExperimentalGRU(gru.GRUFactorModel):
         self.grus = gru.gru_stack(n_features - head_side, gru_hidden)
         self.mlp = gru.mlp_head(gru_hidden[-1] + (0 if self.side_read is not None else head_side), mlp_hidden, dropout)
         self.fused_cpu = True
+        self.split_batch = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.side_read is not None:
