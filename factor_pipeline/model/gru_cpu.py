@@ -59,7 +59,8 @@ class GRULayerCPU(torch.autograd.Function):
     def backward(ctx, d_out):
         x, w_ih, w_hh, hs, rz, n, ghn = ctx.saved_tensors
         T, B, H = n.shape
-        d_w_ih, d_w_hh = torch.zeros_like(w_ih), torch.zeros_like(w_hh)
+        # Weight gradients accumulate transposed (x_t^T d, as in gru_bf16.py): faster here, the same sums.
+        d_w_ih_t, d_w_hh_t = w_ih.new_zeros(w_ih.shape[1], 3 * H), w_hh.new_zeros(H, 3 * H)
         d_b_ih, d_b_hh = x.new_zeros(3 * H), x.new_zeros(3 * H)
         d_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         # Per-step buffers, reused so that the whole loop stays in cache and allocates nothing large.
@@ -78,16 +79,16 @@ class GRULayerCPU(torch.autograd.Function):
             torch.sub(hs[t], n[t], out=d_gi[:, H : 2 * H]).mul_(dh)  # dh * (h - n)
             _sigmoid_backward(d_rz, rz[t], grad_input=d_rz)
             torch.mul(d_n, r, out=d_ghn)
-            d_w_ih.addmm_(d_gi.t(), x[t])
-            d_w_hh[: 2 * H].addmm_(d_rz.t(), hs[t])
-            d_w_hh[2 * H :].addmm_(d_ghn.t(), hs[t])
+            d_w_ih_t.addmm_(x[t].t(), d_gi)
+            d_w_hh_t[:, : 2 * H].addmm_(hs[t].t(), d_rz)
+            d_w_hh_t[:, 2 * H :].addmm_(hs[t].t(), d_ghn)
             d_b_ih += d_gi.sum(0)
             d_b_hh[2 * H :] += d_ghn.sum(0)
             if d_x is not None:
                 torch.mm(d_gi, w_ih, out=d_x[t])
             torch.addmm(dh_z, d_rz, w_hh[: 2 * H], out=dh).addmm_(d_ghn, w_hh[2 * H :])
         d_b_hh[: 2 * H] = d_b_ih[: 2 * H]  # r and z biases enter both sides identically
-        return d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh
+        return d_x, d_w_ih_t.t().contiguous(), d_w_hh_t.t().contiguous(), d_b_ih, d_b_hh
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
