@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from factor_pipeline.config import PROFILES, profile_config
-from factor_pipeline.evaluation import factor_table
+from factor_pipeline.evaluation import factor_table, style
 from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, FEATURE_NAMES, compute_features
 from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples, scale_steps
 from factor_pipeline.features.store import save_samples
@@ -369,7 +369,9 @@ def _pret_factor_month(context: dg.AssetExecutionContext, pipeline: PipelineReso
     kinds={"parquet"},
     ins={
         "pret_factor": _history("pret_factor", 1),
-        "raw_bars": _history("raw_bars", 0, months_forward=1),
+        "samples": dg.AssetIn(dagster_type=dg.Nothing),
+        # 12-1 momentum, a style the evaluation measures, starts at d(m-12).
+        "raw_bars": _history("raw_bars", style.MOMENTUM_MONTHS[0], months_forward=1),
     },
 )
 def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
@@ -407,6 +409,7 @@ def _factor_report_month(context: dg.AssetExecutionContext, pipeline: PipelineRe
     from factor_pipeline.evaluation import store as evaluation_store
 
     written = evaluation_store.write_report(pipeline.layout, month, pipeline.config)
+    _finish(context, pipeline)
     metadata = {
         "report_markdown": dg.MetadataValue.path(str(written["markdown"])),
         "report_html": dg.MetadataValue.path(str(written["html"])),
@@ -414,6 +417,8 @@ def _factor_report_month(context: dg.AssetExecutionContext, pipeline: PipelineRe
     }
     for name, png in written["images"].items():
         metadata[name] = dg.MetadataValue.md(_png_markdown(png, name))
+    for title, markdown in written["headlines"].items():
+        metadata[title] = dg.MetadataValue.md(markdown)
     return dg.MaterializeResult(metadata=metadata)
 
 
