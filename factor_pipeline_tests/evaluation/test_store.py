@@ -53,10 +53,13 @@ def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
             "pret": expected + rng.normal(size=n) * 0.02,
             "reversal_20d": rng.normal(size=n),
             "pret_gan_off": -expected + rng.normal(size=n) * 0.01,
+            "log_float_mcap": rng.normal(22, 1, size=n),
         }
     )
     table.loc[3, "reversal_20d"] = np.nan
     write_parquet(table, layout.partition("factor", "2024-03"))
+    samples = pd.DataFrame({"trade_date": start, "ts_code": codes, "market_beta": rng.normal(1, 0.2, size=n)})
+    write_parquet(samples, layout.partition("samples", "2024-03"))
     closes = 10 * np.exp(expected + rng.normal(size=n) * 0.05)
     bars = pd.DataFrame(
         {
@@ -65,6 +68,7 @@ def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
             "close": np.r_[np.full(n, 10.0), closes],
             "adj_factor": 1.0,
             "volume": 1000.0,
+            "float_shares": 1e8,
         }
     )
     write_parquet(bars[bars.trade_date == start], layout.partition("raw_bars/daily", "2024-03"))
