@@ -280,7 +280,7 @@ def report_data(layout: Layout, tables: dict[str, pd.DataFrame], month: str, cfg
     factors = report_summaries.factors_present(tables)
     labels = {f: report_summaries.FACTOR_LABELS[f] for f in factors}
     latest = str(tables["ic"]["month"].astype(str).max())
-    has_indices = not tables["index_pools"].empty
+    embedded = bool(tables["ic"]["oracle_ic"].notna().any())  # only the embedded market knows its truth
     return {
         "factors": factors,
         "labels": labels,
@@ -296,7 +296,10 @@ def report_data(layout: Layout, tables: dict[str, pd.DataFrame], month: str, cfg
         "index_note": (
             "The embedded market's CSI 300, CSI 500 and CSI 1000, built from its own float caps on each rebalance "
             "date (the largest 6%, the next 10%, the next 20% of the universe), each weighted by float cap."
-            if has_indices else "This source has no index data: the benchmark is the equal-weight universe."
+            if embedded else
+            "This source has no index data: the headline benchmark is the equal-weight universe, and the pools "
+            "below approximate the indices by their rule from float caps (the largest 6%, the next 10%, the next "
+            "20% of the universe), each weighted by float cap."
         ),
         "holdings": report_summaries.holdings_summary(
             tables["holdings"], read_months(layout, "factor", [latest]), _stock_names(layout, latest), latest
