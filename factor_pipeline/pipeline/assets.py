@@ -375,7 +375,8 @@ def _pret_factor_month(context: dg.AssetExecutionContext, pipeline: PipelineReso
     },
 )
 def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
-    """IC, Rank IC, the top-decile long portfolio, turnover and industry attribution of the month's factor, on the next month's returns."""
+    """IC, Rank IC, every group and the long portfolio, turnover, industry attribution, style exposure and index pools
+    of the month's factor, on the next month's returns."""
     yield from _each_month(context, lambda month: _factor_evaluation_month(context, pipeline, month))
 
 
@@ -401,7 +402,8 @@ def _factor_evaluation_month(context: dg.AssetExecutionContext, pipeline: Pipeli
     ],
 )
 def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
-    """The seed's factor report over every evaluated month up to this one: table, plots, top industries and baselines."""
+    """The factor report over every evaluated month up to this one: the seed's table, every group, IC statistics and
+    decay, styles, costs, index benchmarks and holdings, for pRet and its baselines."""
     yield from _each_month(context, lambda month: _factor_report_month(context, pipeline, month))
 
 
