@@ -127,3 +127,15 @@ def test_a_real_browser_loads_every_figure_and_table(smoke_backfill, tmp_path):
     assert result["images"] == len(figures) == html.count("<img ")
     assert result["tables"] == html.count("<table>") >= 12
     assert result["sections"] >= 12
+
+
+def test_the_headline_tables_are_the_report_assets_metadata_in_the_ui(smoke_backfill):
+    import dagster as dg
+
+    home, env, _ = smoke_backfill
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("factor_report"))
+    metadata = event.asset_materialization.metadata
+    for title in ("Every group", "Long-short spread (diagnostic)", "IC statistics", "IC decay", "Style exposure"):
+        assert title in metadata and "|" in metadata[title].value, title
+    assert "group_value" in metadata and "ic_heatmap" in metadata

@@ -147,8 +147,18 @@ def style_section(data: dict) -> Section:
 
 def costs_section(data: dict) -> Section:
     section = Section("Costs")
-    section.text(f"Net returns charge {data['cost_text']}; the minimum commission per order is left out.")
-    return section
+    section.text(f"Net returns charge {data['cost_text']}; the minimum commission per order is left out. "
+                 "Every group's net figures are in its table above; the top group's net value is the dashed curve.")
+    rows = []
+    for label, summary in data["groups"].items():
+        gross, net = summary["gross"], summary["net"]
+        if gross.empty:
+            continue
+        top = gross.columns.max()
+        cost = (gross[top] - net[top]).mean()
+        rows.append([label, _f(summary["table"].loc[top, "annual_return"], "pct"),
+                     _f(summary["table"].loc[top, "net_annual_return"], "pct"), _f(cost, "pct"), _f(cost * 12, "pct")])
+    return section.table(["Top group", "Annualised", "Annualised net", "Mean monthly cost", "Cost a year"], rows)
 
 
 def index_section(data: dict) -> Section:
