@@ -29,7 +29,6 @@ Conventions that docs/metrics.md leaves open, settled here (and repeated where t
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -363,7 +362,7 @@ def summarize(
             "excess_ir": arithmetic_ir(excess),
             "excess_max_drawdown": max_drawdown(excess),
             "benchmark_annual_return": annualised_return(bench),
-            "costs": dataclasses.asdict(costs or EvaluationConfig()),
+            "costs": {"commission": (costs or EvaluationConfig()).commission, "slippage": (costs or EvaluationConfig()).slippage},
             "net_annual_return": annualised_return(net),
         }
     )
