@@ -54,7 +54,7 @@ def style_frame(table: pd.DataFrame, beta: pd.Series, bars: pd.DataFrame, month:
     far, near = (session_calendar.rebalance_date(session_calendar.shift_month(month, -k)) for k in MOMENTUM_MONTHS)
     momentum = _last_close_on_or_before(adj, near) / _last_close_on_or_before(adj, far) - 1.0
     codes = table["ts_code"]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "size": table["log_float_mcap"].to_numpy(dtype="float64"),
             "beta": codes.map(beta).to_numpy(dtype="float64"),
@@ -65,6 +65,7 @@ def style_frame(table: pd.DataFrame, beta: pd.Series, bars: pd.DataFrame, month:
         },
         index=table.index,
     )
+    return frame[list(STYLES)]
 
 
 def exposures(factor: pd.Series, styles: pd.DataFrame) -> dict[str, float]:
