@@ -32,7 +32,7 @@ def style_frame(table: pd.DataFrame, beta: pd.Series, bars: pd.DataFrame, month:
 
     ``beta``: market beta by ts_code on d(month) (the samples'); ``bars``: daily bars of the months of d(m-12)
     and m-1..m. Volatility and turnover are the standard deviation of daily returns and the mean turnover rate
-    over the last 20 traded days up to d(m); momentum is the adjusted close on d(m-1) over that on d(m-12)
+    over the last 20 traded days up to d(m) within months m-1 and m; momentum is the adjusted close on d(m-1) over that on d(m-12)
     (each the last close on or before the date), less one. NaN where the data is short.
     """
     rebalance = session_calendar.rebalance_date(month)
@@ -46,8 +46,10 @@ def style_frame(table: pd.DataFrame, beta: pd.Series, bars: pd.DataFrame, month:
             "turnover_rate": (traded["volume"] / traded["float_shares"].where(traded["float_shares"] > 0)).to_numpy(),
         }
     )
-    adj["ret"] = adj.groupby("ts_code")["adj_close"].pct_change()
-    recent = adj.groupby("ts_code").tail(WINDOW_TRADED_DAYS)
+    # The 20-day figures read months m-1 and m only: a return across the gap to month m-12's bars is no return.
+    recent = adj[adj["trade_date"] > session_calendar.rebalance_date(session_calendar.shift_month(month, -2))].copy()
+    recent["ret"] = recent.groupby("ts_code")["adj_close"].pct_change()
+    recent = recent.groupby("ts_code").tail(WINDOW_TRADED_DAYS)
     by_code = recent.groupby("ts_code")
     volatility = by_code["ret"].std(ddof=1).where(by_code["ret"].count() >= WINDOW_TRADED_DAYS)
     turnover = by_code["turnover_rate"].mean()

@@ -39,6 +39,12 @@ def test_styles_by_their_definitions_and_nothing_after_the_rebalance_date():
     expected = own.loc[near, "close"] / far_close.iloc[-1] - 1 if len(far_close) else np.nan
     assert styles["momentum_12_1"].iloc[4] == pytest.approx(expected, nan_ok=True)
     assert styles["beta"].iloc[4] == beta.iloc[4]
+    # Halted for most of February and March: fewer than 20 returns in months m-1 and m, so no volatility (the
+    # window does not reach back across the gap to the bars of d(m-12)).
+    halted = bars.copy()
+    code7 = table["ts_code"].iloc[7]
+    halted.loc[(halted["ts_code"] == code7) & halted["trade_date"].between("2024-02-01", "2024-03-20"), "volume"] = 0.0
+    assert np.isnan(style.style_frame(table, beta, halted, "2024-03")["volatility_20d"].iloc[7])
     changed = bars.copy()
     changed.loc[changed["trade_date"] > d, "close"] *= 3.0
     pd.testing.assert_frame_equal(style.style_frame(table, beta, changed, "2024-03"), styles)
