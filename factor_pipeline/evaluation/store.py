@@ -186,8 +186,12 @@ def _extended_tables(
     previous_month = session_calendar.shift_month(month, -1)
     previous = read_months(layout, "factor", [previous_month]) if layout.partition("factor", previous_month).exists() else None
     styles = style.style_frame(table, _beta_on_rebalance(layout, month), _style_bars(layout, month), month)
-    masks = benchmarks.pools(table, cfg.evaluation.indices)
-    log_cap = table["log_float_mcap"]
+    if layout.partition("raw_bars/index_weight", month).exists():
+        weights = read_months(layout, "raw_bars/index_weight", [month])
+        masks, log_weights = benchmarks.published_pools(table, weights, cfg.evaluation.indices)
+    else:
+        masks = benchmarks.pools(table, cfg.evaluation.indices)
+        log_weights = {code: table["log_float_mcap"].to_numpy(dtype="float64") for code in masks}
     rebalance = session_calendar.rebalance_date(month)
     group_frames, style_frames, profiles, index_rows = [], [], [], []
     for column in ("pret", *BASELINE_COLUMNS):
@@ -204,7 +208,7 @@ def _extended_tables(
         neutral = style.neutral_ics(panel["factor"], table["industry"], styles, panel["fwd_return"])
         profiles.append({"factor": column, "rank_autocorr": decay.rank_autocorrelation(table, previous, column), **neutral})
         own_long = float(by_group["mean_return"].iloc[-1])  # the top group: the factor's long portfolio
-        index_rows += benchmarks.index_rows(month, column, panel, log_cap, own_long, masks, cfg.factor.n_groups)
+        index_rows += benchmarks.index_rows(month, column, panel, log_weights, own_long, masks, cfg.factor.n_groups)
     extra = {"rebalance_date": rebalance, **base}
     group_table = pd.concat(group_frames, ignore_index=True).assign(**extra)
     group_table = group_table[["month", "factor", *groups.GROUP_COLUMNS, "rebalance_date", "as_of", "complete"]]
@@ -275,6 +279,19 @@ def _stock_names(layout: Layout, month: str) -> pd.Series:
     return stocks.drop_duplicates("ts_code", keep="last").set_index("ts_code")["name"]
 
 
+def _index_note(layout: Layout, month: str, embedded: bool) -> str:
+    if layout.partition("raw_bars/index_weight", month).exists():
+        return ("Each index's constituents and weights as the source published them on or before the rebalance "
+                "date; the index return is their weighted return. The headline benchmark stays the equal-weight "
+                "universe.")
+    if embedded:
+        return ("The embedded market's CSI 300, CSI 500 and CSI 1000, built from its own float caps on each "
+                "rebalance date (the largest 6%, the next 10%, the next 20% of the universe), each weighted by float cap.")
+    return ("This source has no index data: the headline benchmark is the equal-weight universe, and the pools "
+            "below approximate the indices by their rule from float caps (the largest 6%, the next 10%, the next "
+            "20% of the universe), each weighted by float cap.")
+
+
 def report_data(layout: Layout, tables: dict[str, pd.DataFrame], month: str, cfg: Config) -> dict:
     """Everything the report's sections show beyond the seed's table (summaries.py), by factor label."""
     factors = report_summaries.factors_present(tables)
@@ -293,14 +310,7 @@ def report_data(layout: Layout, tables: dict[str, pd.DataFrame], month: str, cfg
         "style": report_summaries.style_summary(tables["style_exposure"], tables["factor_profile"]),
         "cost_text": cost_text(dataclasses.asdict(cfg.evaluation)),
         "indices": {labels[f]: report_summaries.index_summary(tables["index_pools"], f) for f in factors},
-        "index_note": (
-            "The embedded market's CSI 300, CSI 500 and CSI 1000, built from its own float caps on each rebalance "
-            "date (the largest 6%, the next 10%, the next 20% of the universe), each weighted by float cap."
-            if embedded else
-            "This source has no index data: the headline benchmark is the equal-weight universe, and the pools "
-            "below approximate the indices by their rule from float caps (the largest 6%, the next 10%, the next "
-            "20% of the universe), each weighted by float cap."
-        ),
+        "index_note": _index_note(layout, latest, embedded),
         "holdings": report_summaries.holdings_summary(
             tables["holdings"], read_months(layout, "factor", [latest]), _stock_names(layout, latest), latest
         ),

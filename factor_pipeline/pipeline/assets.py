@@ -151,6 +151,8 @@ def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     write_parquet(frames.stocks.assign(month=month), layout.partition("raw_bars/stocks", month), stamp)
     if frames.truth is not None:
         write_parquet(frames.truth, layout.partition("raw_bars/truth", month), stamp)
+    if frames.index_weight is not None:
+        write_parquet(frames.index_weight, layout.partition("raw_bars/index_weight", month), stamp)
     _finish(context, pipeline)
     return dg.MaterializeResult(
         metadata={**market_store.month_summary(frames), "source": pipeline.source},
