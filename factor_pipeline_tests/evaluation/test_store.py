@@ -91,6 +91,17 @@ def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
         assert ic[f"truth_corr_{column}"].iloc[0] == pytest.approx(independent(column), abs=1e-12)
     assert baselines.loc["pret_gan_off", "truth_corr"] < -0.5
 
+    # Index pools: by the float-cap rule (40 names: the top 2, next 4, next 8), then from published weights.
+    pools = read_parquet(layout.partition("eval/index_pools", "2024-03")).query("factor == 'pret'").set_index("index_code")
+    assert pools["n_stocks"].to_dict() == {"000300.SH": 2, "000905.SH": 4, "000852.SH": 8}
+    published = pd.DataFrame({"index_code": "000300.SH", "con_code": codes[:3], "trade_date": start, "weight": [1.0, 2.0, 1.0]})
+    write_parquet(published, layout.partition("raw_bars/index_weight", "2024-03"))
+    evaluate_and_store(layout, "2024-03", profile_config("smoke"), log=lambda _: None)
+    pools = read_parquet(layout.partition("eval/index_pools", "2024-03")).query("factor == 'pret'").set_index("index_code")
+    r = closes[:3] / 10.0 - 1
+    assert pools.loc["000300.SH", "n_stocks"] == 3 and pools.loc["000905.SH", "n_stocks"] == 0
+    assert pools.loc["000300.SH", "index_return"] == pytest.approx((r[0] + 2 * r[1] + r[2]) / 4, abs=1e-12)
+
 
 def test_the_report_summary_compares_truth_corr_with_each_baseline_on_paired_months():
     import numpy as np
