@@ -13,8 +13,10 @@ DEMO_TO ?= 2024-12
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first and pinned, so nothing pulls a CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
+	# torch first, pinned. Which build this is depends on the index pip reads: a CPU wheel where the index
+	# holds one (a local wheel directory, or TORCH_INDEX=https://download.pytorch.org/whl/cpu); from PyPI on
+	# Linux, the CUDA build (several GB), which also runs on a CPU.
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[test,scale]'
 	touch $@
 

@@ -32,6 +32,7 @@ VIEW_DATASETS = {
     "raw_daily": "raw_bars/daily",
     "raw_stocks": "raw_bars/stocks",
     "raw_truth": "raw_bars/truth",
+    "raw_issues": "raw_bars/issues",
     "features": "features",
     "samples": "samples",
     "factor": "factor",

@@ -12,8 +12,10 @@ from factor_pipeline_tests.conftest import REPO, pipeline_env
 
 pytestmark = pytest.mark.slow
 
-# What the wheel is built from: the package, and the top-level files its links point at.
-SOURCES = ["pyproject.toml", "README.md", "factor_pipeline", "sql", "dagster.yaml", "dagster.postgres.yaml", "celery.yaml"]
+# What the wheel is built from: the package, the top-level files its links point at, and the tests beside it
+# (as in a checkout, so that the build shows it leaves them out).
+SOURCES = ["pyproject.toml", "README.md", "factor_pipeline", "factor_pipeline_tests", "sql", "dagster.yaml",
+           "dagster.postgres.yaml", "celery.yaml"]
 
 
 def _run(args, **kwargs) -> subprocess.CompletedProcess:
@@ -35,6 +37,7 @@ def test_the_wheel_installed_outside_the_repository_runs_a_smoke_backfill(tmp_pa
     (wheel,) = (tmp_path / "dist").glob("factor_pipeline-*.whl")
     names = subprocess.run([sys.executable, "-m", "zipfile", "-l", wheel], capture_output=True, text=True).stdout
     assert "factor_pipeline/sql/compute_daily_features.sql" in names and "factor_pipeline/instance/dagster.yaml" in names
+    assert "factor_pipeline/model/gru.py" in names and "factor_pipeline_tests" not in names  # the tests stay out
 
     # A fresh venv that reads the test venv's packages (dagster, torch, ...) after its own, so the wheel's
     # factor_pipeline is the one imported, and not the editable install of the repository.

@@ -50,7 +50,7 @@ from factor_pipeline.evaluation.portfolio import (
     top_group,
 )
 from factor_pipeline.market import session_calendar
-from factor_pipeline.market.trading_rules import EXCLUDED_FROM_ATTRIBUTION
+from factor_pipeline.market.trading_rules import EXCLUDED_FROM_ATTRIBUTION, NOT_ATTRIBUTED
 from factor_pipeline.stats import pearson
 
 ONE_YEAR_MONTHS = 12
@@ -161,7 +161,7 @@ def _check_panel(panel: pd.DataFrame) -> pd.DataFrame:
 
 def _industry_tables(panel: pd.DataFrame, cfg: FactorConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     ic_rows, excess_rows = [], []
-    attributable = panel[panel["industry"].notna() & (panel["industry"] != EXCLUDED_FROM_ATTRIBUTION)]
+    attributable = panel[panel["industry"].notna() & ~panel["industry"].isin(NOT_ATTRIBUTED)]
     for industry, sub in attributable.groupby("industry", sort=True):
         pairs = pair_count(sub["factor"], sub["fwd_return"])
         # Industries with too few pairs stay in the table with a NaN IC, so that a reader sees why
@@ -199,7 +199,7 @@ def evaluate_month(
     - Benchmark: mean R over U(m) (stocks with R). Excess = long - benchmark.
     - Industry IC needs ``cfg.industry_min_stocks`` pairs; industry long excess takes the top
       ``cfg.industry_top_fraction`` (at least one) of the industry's buyable stocks minus the
-      industry's U(m) mean. Conglomerates are left out of both industry tables.
+      industry's U(m) mean. Conglomerates and unclassified stocks are left out of both industry tables.
     """
     panel = _check_panel(panel)
     ic = pearson(panel["factor"], panel["fwd_return"])

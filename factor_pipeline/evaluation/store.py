@@ -16,6 +16,7 @@ import pandas as pd
 from factor_pipeline.config import Config, departures_from_seed
 from factor_pipeline.evaluation import benchmarks, decay, factor_table, groups, ic_stats, metrics, style
 from factor_pipeline.evaluation import summaries as report_summaries
+from factor_pipeline.evaluation.report.data_quality import data_quality_html, data_quality_markdown
 from factor_pipeline.evaluation.report.plots import (
     plot_group_means,
     plot_group_value,
@@ -348,9 +349,15 @@ def write_report(layout: Layout, month: str, cfg: Config) -> dict:
         write_bytes(png, directory / f"{name}.png")
     table = format_table(summary, baselines)
     markdown = render_markdown(summary, baselines, {name: f"{name}.png" for name in images}, sections=sections)
+    page = render_html(summary, baselines, images, sections=sections)
+    issue_months = [m for m in layout.months_present("raw_bars/issues") if m <= month]
+    if issue_months:  # a source whose reader sets irregular rows right (Tushare): what it set right, appended
+        issues = read_months(layout, "raw_bars/issues", issue_months)
+        markdown += data_quality_markdown(issues, month)
+        page = page.replace("</body></html>", data_quality_html(issues, month) + "</body></html>")
     write_bytes(table.encode(), directory / "table.txt")
     write_bytes(markdown.encode(), directory / "report.md")
-    write_bytes(render_html(summary, baselines, images, sections=sections).encode(), directory / "report.html")
+    write_bytes(page.encode(), directory / "report.html")
     write_json({"month": month, "summary": summary, "baselines": baselines}, directory / "summary.json")
     write_json({"month": month}, layout.reports / "latest.json")
     return {"markdown": directory / "report.md", "html": directory / "report.html", "table": table, "images": images,

@@ -47,6 +47,15 @@ def save_samples(
     storage.write_parquet(samples, parquet_path, provenance)
 
 
+def window_files(directory: Path, months: list[str]) -> list[Path]:
+    """Every file that load_samples and load_steps read for ``months`` (the steps only where written)."""
+    files = []
+    for month in months:
+        npy_path, parquet_path = _sample_paths(directory, month)
+        files += [parquet_path, npy_path, *([_steps_path(directory, month)] if _steps_path(directory, month).exists() else [])]
+    return files
+
+
 def load_steps(directory: Path, months: list[str]) -> np.ndarray:
     """The step channels (``samples.scale_steps``, float32 [N, seq_len, len(STATE_FEATURES)]) of several months,
     row for row as ``load_samples(directory, months, eligible_only=True)`` returns X."""

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from factor_pipeline.market import session_calendar
-from factor_pipeline.market.trading_rules import canonical_industry, high_low_violations
+from factor_pipeline.market.trading_rules import board_of, canonical_industry, high_low_violations
 
 SOURCE_ENV = "FACTOR_PIPELINE_SOURCE"
 
@@ -40,6 +40,8 @@ PRICE_COLUMNS = ("open", "high", "low", "close", "pre_close")
 STOCKS_REQUIRED = ("ts_code", "name", "industry", "list_date")
 STOCKS_COLUMNS = STOCKS_REQUIRED + ("delist_date",)
 TRUTH_COLUMNS = ("month", "ts_code", "expected_return")
+# An irregular row the reader set right instead of failing (docs/your_own_data.md lists the kinds).
+ISSUE_COLUMNS = ("month", "source", "kind", "ts_code", "detail")
 # Columns read as text from CSV, so that codes keep their leading zeros and dates are parsed here.
 _TEXT_COLUMNS = (
     "ts_code", "trade_date", "name", "industry", "list_date", "delist_date", "is_st", "month", "index_code", "con_code",
@@ -98,7 +100,17 @@ class MarketFrames:
     daily: pd.DataFrame
     stocks: pd.DataFrame
     truth: pd.DataFrame | None
+    issues: pd.DataFrame | None = None  # ISSUE_COLUMNS; None where the source cannot have any
     index_weight: pd.DataFrame | None = None  # index constituents and weights, when the source has them
+
+
+def empty_issues() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="str") for c in ISSUE_COLUMNS})
+
+
+def is_code(text) -> bool:
+    """Whether ``text`` (as read) is an A-share code like 600000.SH once normalised."""
+    return not _is_missing(text) and bool(_CODE_RE.match(_show_raw(text).upper()))
 
 
 class _Checker:
@@ -357,6 +369,10 @@ def _validate_stocks(file: str, raw: pd.DataFrame) -> pd.DataFrame:
 
     chk.check("ts_code", duplicated, describe_duplicate)
 
+    problems = [_board_problem(c) for c in code_uniques]
+    boardless = np.array([p is not None for p in problems], dtype=bool)
+    chk.check("ts_code", boardless[code_idx], lambda p: (code_uniques[code_idx[p]], problems[code_idx[p]]))
+
     names = raw["name"].astype(object).map(lambda v: "" if _is_missing(v) else str(v).strip())
 
     industries = _parse_industries(chk, "industry")
@@ -385,6 +401,14 @@ def _validate_stocks(file: str, raw: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return stocks.sort_values("ts_code", kind="stable").reset_index(drop=True)
+
+
+def _board_problem(code: str) -> str | None:
+    try:
+        board_of(code)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _validate_daily(
@@ -707,7 +731,7 @@ def read_inputs(files: dict[str, Path], calendar: session_calendar.SessionCalend
     index_weight = None
     if "index_weight" in files:
         index_weight = _validate_index_weight(files["index_weight"].name, _read_table(files["index_weight"]))
-    return MarketFrames(daily, stocks, None, index_weight)
+    return MarketFrames(daily, stocks, None, index_weight=index_weight)
 
 
 def read_calendar_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -19,15 +19,17 @@ from factor_pipeline import storage
 from factor_pipeline.config import Config
 from factor_pipeline.market import calendar_source, session_calendar
 from factor_pipeline.market.input_files import (
+    ISSUE_COLUMNS,
     MarketFrames,
     locate_inputs,
     read_inputs,
     source_directory,
     validate_frames,
 )
+from factor_pipeline.market.trading_rules import UNCLASSIFIED
 from factor_pipeline.market.tushare import exports, fetch
 
-CACHE_FORMAT = 3  # bump when the cached layout or the canonicalisation changes
+CACHE_FORMAT = 4  # bump when the cached layout or the canonicalisation changes
 MANIFEST = "manifest.json"
 DAILY_SCHEMA = pa.schema(
     [("ts_code", pa.string()), ("trade_date", pa.timestamp("ns"))]
@@ -46,6 +48,7 @@ STOCKS_SCHEMA = pa.schema(
 INDUSTRY_CHANGES = "industry_changes.parquet"
 INDEX_WEIGHT = "index_weight.parquet"  # present only when the source has index weights
 TRUTH_SCHEMA = pa.schema([("month", pa.string()), ("ts_code", pa.string()), ("expected_return", pa.float64())])
+ISSUES_SCHEMA = pa.schema([(c, pa.string()) for c in ISSUE_COLUMNS])
 
 
 def _files_key(directory: Path, files: dict[str, Path], calendar_fingerprint: str) -> str:
@@ -142,6 +145,10 @@ def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
         storage.write_parquet(
             pa.Table.from_pandas(frames.truth, schema=TRUTH_SCHEMA, preserve_index=False), target / "truth.parquet"
         )
+    if frames.issues is not None:
+        storage.write_parquet(
+            pa.Table.from_pandas(frames.issues, schema=ISSUES_SCHEMA, preserve_index=False), target / "issues.parquet"
+        )
     if frames.index_weight is not None:
         storage.write_parquet(frames.index_weight, target / INDEX_WEIGHT)
     states = month_states(frames)
@@ -234,7 +241,9 @@ def stocks_as_of(stocks: pd.DataFrame, date) -> pd.DataFrame:
 
 
 def read_month(cache: Path, month: str) -> MarketFrames:
-    """The month's daily rows, the stocks table as of its rebalance date d(m), and its truth rows (or None).
+    """The month's daily rows, the stocks table as of its rebalance date d(m), its truth rows and the irregular
+    rows the source's conversion set right, the month's own and those of no month (the snapshots'); each None
+    where the source has none.
 
     Point in time: only names with list_date <= d(m); a delist_date later than d(m) is not yet known and
     reads NaT; the industry is the one of the stock's last bar on or before d(m) (the static column for a
@@ -258,10 +267,14 @@ def read_month(cache: Path, month: str) -> MarketFrames:
     truth = None
     if (cache / "truth.parquet").is_file():
         truth = _read_cached(cache / "truth.parquet", filters=[("month", "==", month)]).reset_index(drop=True)
+    issues = None
+    if (cache / "issues.parquet").is_file():
+        issues = _read_cached(cache / "issues.parquet")
+        issues = issues[issues["month"].isna() | (issues["month"] == month)].reset_index(drop=True)
     index_weight = None
     if (cache / INDEX_WEIGHT).is_file():
         index_weight = weights_as_of(_read_cached(cache / INDEX_WEIGHT, filters=[("trade_date", "<=", rebalance)]), rebalance)
-    return MarketFrames(daily, stocks, truth, index_weight)
+    return MarketFrames(daily, stocks, truth, issues, index_weight)
 
 
 def weights_as_of(index_weight: pd.DataFrame, date) -> pd.DataFrame:
@@ -284,4 +297,18 @@ def month_summary(frames: MarketFrames) -> dict:
         "last_date": dates.max().date().isoformat() if len(daily) else None,
         "suspended_rows": int((daily["volume"] == 0).sum()),
         "truth_rows": None if frames.truth is None else int(len(frames.truth)),
+        **issue_counts(frames),
+    }
+
+
+def issue_counts(frames: MarketFrames) -> dict:
+    """The month's irregular rows set right, by kind, and its listed stocks without an industry; nothing for a
+    source that cannot have any (the synthetic market)."""
+    if frames.issues is None:
+        return {}
+    kinds = frames.issues["kind"].value_counts().sort_index()
+    return {
+        "data_issues": int(len(frames.issues)),
+        "data_issues_by_kind": {str(k): int(v) for k, v in kinds.items()},
+        "unclassified_stocks": int((frames.stocks["industry"] == UNCLASSIFIED).sum()),
     }

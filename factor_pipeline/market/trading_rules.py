@@ -45,13 +45,27 @@ SW_INDUSTRIES: tuple[tuple[str, str, str], ...] = (
 )
 INDUSTRY_NAMES: tuple[str, ...] = tuple(english for _, _, english in SW_INDUSTRIES)
 EXCLUDED_FROM_ATTRIBUTION = "Conglomerates"
+# A listed stock without a Shenwan membership on a date: it keeps its bars and pRet, forms no industry's
+# mean (its own group when neutralising) and is left out of the industry tables.
+UNCLASSIFIED = "Unclassified"
+NOT_ATTRIBUTED = (EXCLUDED_FROM_ATTRIBUTION, UNCLASSIFIED)
 _CANONICAL = {name: english for _, chinese, english in SW_INDUSTRIES for name in (chinese, english)}
+_CANONICAL.update({UNCLASSIFIED: UNCLASSIFIED, "未分类": UNCLASSIFIED})
 
 NO_LIMIT_SESSIONS = 5  # registration-system IPOs trade without a limit for their first 5 sessions
 
 CHINEXT_20PCT_FROM = pd.Timestamp("2020-08-24")
 STAR_OPENED = pd.Timestamp("2019-07-22")
 BSE_30PCT_FROM = pd.Timestamp("2021-11-15")
+# Main-board ST/*ST: 5% until this date, 10% from it (docs/market.md gives the notices and why this date).
+ST_MAIN_10PCT_FROM = pd.Timestamp("2026-07-06")
+
+# Code prefixes of each board (docs/market.md); a code matching none is an error, never a default board.
+BOARD_PREFIXES: dict[str, dict[str, tuple[str, ...]]] = {
+    "SH": {"main": ("600", "601", "603", "605"), "star": ("688", "689")},
+    "SZ": {"main": ("000", "001", "002", "003"), "chinext": ("300", "301")},
+    "BJ": {"bse": ("4", "8", "920")},
+}
 
 
 def canonical_industry(name: str) -> str | None:
@@ -62,15 +76,15 @@ def canonical_industry(name: str) -> str | None:
 
 
 def board_of(ts_code: str) -> str:
-    """'main', 'chinext', 'star' or 'bse' from the code's prefix and suffix."""
-    number, _, exchange = ts_code.partition(".")
-    if exchange == "BJ" or number[:1] in ("4", "8", "9") and exchange != "SH":
-        return "bse"
-    if number.startswith("688"):
-        return "star"
-    if number.startswith(("300", "301")):
-        return "chinext"
-    return "main"
+    """'main', 'chinext', 'star' or 'bse' from the code's number and exchange (BOARD_PREFIXES)."""
+    number, _, exchange = str(ts_code).partition(".")
+    for board, prefixes in BOARD_PREFIXES.get(exchange, {}).items():
+        if len(number) == 6 and number.isdigit() and number.startswith(prefixes):
+            return board
+    raise ValueError(
+        f"{ts_code!r} is on no A-share board: expected 600/601/603/605/688/689xxx.SH, 000/001/002/003/300/301xxx.SZ "
+        "or 4xxxxx/8xxxxx/920xxx.BJ (docs/market.md)"
+    )
 
 
 def limit_ratio(board, trade_date, is_st):
@@ -82,8 +96,8 @@ def limit_ratio(board, trade_date, is_st):
     ratio[(board == "chinext") & (trade_date >= CHINEXT_20PCT_FROM)] = 0.20
     ratio[board == "star"] = 0.20
     ratio[board == "bse"] = np.where(trade_date[board == "bse"] >= BSE_30PCT_FROM, 0.30, 0.10)
-    # ST stocks: +-5% on the main board; the 20%/30% boards keep their own limit for ST names.
-    ratio[(board == "main") & is_st] = 0.05
+    # ST stocks: +-5% on the main board until the exchanges aligned them; the 20%/30% boards keep their own.
+    ratio[(board == "main") & is_st & (trade_date < ST_MAIN_10PCT_FROM)] = 0.05
     return ratio
 
 

@@ -11,6 +11,8 @@ runs (``gru_cpu.reuse_freed_memory``).
 
 With ``model.precision = "bf16"`` (precision.py) training and prediction run under autocast, and on CPU
 the layers run through ``gru_bf16.GRULayerCPUBF16``: bfloat16 matmul operands, float32 state and gates.
+With several CPU threads, each thread runs a share of the batch through the layer (``gru_split``) instead of
+every operation being split across the threads.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from factor_pipeline.model import precision
 from factor_pipeline.model.checkpoints import cpu_state, unpack_ensemble
 from factor_pipeline.model.gru_bf16 import GRULayerCPUBF16
 from factor_pipeline.model.gru_cpu import GRULayerCPU, reuse_freed_memory
+from factor_pipeline.model.gru_split import GRULayerSplit, share_bounds
 from factor_pipeline.stats import pearson, zscore
 
 IC_EPS = 1e-8  # keeps the IC finite (and its gradient bounded) when a date's predictions are constant
 MIN_DATE_SIZE = 2  # a cross-section needs two stocks for a correlation; smaller dates are skipped
+# cuBLAS's deterministic workspace setting (NVIDIA's documented value; ":16:8" uses less memory, runs slower).
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
 
 
 def gru_stack(n_features: int, gru_hidden: Sequence[int]) -> nn.ModuleList:
@@ -68,6 +73,7 @@ class GRUFactorModel(nn.Module):
         self.grus = gru_stack(n_features, gru_hidden)
         self.mlp = mlp_head(gru_hidden[-1], mlp_hidden, dropout)
         self.fused_cpu = True  # False: autograd through nn.GRU on CPU too (the reference, for tests)
+        self.split_batch = True  # False: several CPU threads split each operation instead (the bench's comparison)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, F] -> the last layer's final hidden state [B, H]."""
@@ -76,12 +82,18 @@ class GRUFactorModel(nn.Module):
             bf16 = precision.autocast_dtype("cpu") == torch.bfloat16
             layer = GRULayerCPUBF16 if bf16 else GRULayerCPU
             h = x.transpose(0, 1).contiguous()  # time-major, so each step is one contiguous slice
+            # With several threads, each takes a share of the batch rather than a share of every operation.
+            shares = len(share_bounds(h.shape[1], torch.get_num_threads())) if self.split_batch else 1
             for gru in self.grus:
-                h = layer.apply(h, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+                weights = (gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+                h = GRULayerSplit.apply(h, *weights, layer, shares) if shares > 1 else layer.apply(h, *weights)
             return h[-1]
-        h = x
-        for gru in self.grus:
-            h, h_n = gru(h)
+        # On CUDA the recurrence runs in float32 outside autocast (precision.Precision.recurrent says why).
+        cuda = x.device.type == "cuda"
+        h = x.float() if cuda else x
+        with torch.autocast("cuda", enabled=False) if cuda else contextlib.nullcontext():
+            for gru in self.grus:
+                h, h_n = gru(h)
         return h_n[-1]
 
     def output(self, h: torch.Tensor) -> torch.Tensor:
@@ -117,22 +129,28 @@ def resolve_device(name: str) -> torch.device:
 
 @contextlib.contextmanager
 def deterministic(device: torch.device, seed: int):
-    """Deterministic kernels and a seeded global RNG inside the block; both restored on exit.
+    """Deterministic kernels and a seeded global RNG inside the block; all three switches restored on exit.
 
     The global RNG is forked (not just reseeded) so that training never disturbs the caller's random
-    state. On CUDA, cuBLAS is only deterministic with CUBLAS_WORKSPACE_CONFIG set, which is the
-    caller's environment: there the switch warns instead of raising.
+    state. Deterministic mode would also fill every uninitialised tensor with NaN
+    (``torch.utils.deterministic.fill_uninitialized_memory``): the fused layers write every element they
+    allocate before reading it, so the fill only costs time (about a sixth of a full-size step) and is
+    switched off. On CUDA, cuBLAS is deterministic only with CUBLAS_WORKSPACE_CONFIG set before its first use
+    (the pipeline's resource sets it: ``PipelineResource.prepare_device``); there the switch warns instead of raising.
     """
     was_enabled = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    was_filling = torch.utils.deterministic.fill_uninitialized_memory
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+        torch.utils.deterministic.fill_uninitialized_memory = False
         try:
             yield
         finally:
             torch.use_deterministic_algorithms(was_enabled, warn_only=was_warn_only)
+            torch.utils.deterministic.fill_uninitialized_memory = was_filling
 
 
 @dataclass

@@ -72,8 +72,21 @@ class Precision:
     def bf16(self) -> bool:
         return self.effective == "bf16"
 
+    @property
+    def recurrent(self) -> str:
+        """What the GRU layers run in. On CUDA, autocast would hand nn.GRU to cuDNN's RNN autocast wrapper,
+        which casts to float16 whatever dtype autocast asks for (and float16 gradients of an IC loss underflow
+        without a GradScaler), so there the layers run in float32 outside autocast and only the MLP is bf16."""
+        return "bf16" if self.bf16 and self.device == "cpu" else "fp32"
+
     def describe(self) -> dict:
-        return {"precision_requested": self.requested, "precision": self.effective, "precision_reason": self.reason}
+        return {
+            "precision_requested": self.requested,
+            "precision": self.effective,
+            "precision_reason": self.reason,
+            "recurrent_precision": self.recurrent,
+            "device": self.device,
+        }
 
 
 def resolve(requested: str, device: torch.device, log: Callable[[str], None] | None = None) -> Precision:

@@ -28,7 +28,7 @@ from factor_pipeline.model.training import (
     training_label_horizon,
     window_months,
 )
-from factor_pipeline.storage import Layout, StorageError, read_months
+from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_json
 
 Log = Callable[[str], None]
 
@@ -78,6 +78,89 @@ def load_training_data(layout: Layout, train_month: str, cfg: Config) -> Trainin
     return group_training_data(train_month, samples, X_all, labels, cfg)
 
 
+# The modules whose code turns the window's files into TrainingData: part of a window's key, so that a change
+# to how training data is built is never answered with a fingerprint recorded by the code before it.
+def _loader_sources() -> list[Path]:
+    from factor_pipeline.features import labels, store as features_store
+    from factor_pipeline.model import inputs, training
+
+    return [Path(module.__file__) for module in (labels, features_store, inputs, training)] + [Path(__file__)]
+
+
+class TrainingWindow:
+    """A training month's data, loaded at most once and only when something must be trained.
+
+    Every artefact trained on the window is addressed by the data's fingerprint, which is a hash of the
+    loaded arrays: loading a full-profile window takes minutes. The window's key hashes what the load reads
+    (every byte of its months' sample and bar files, the training dates, the configuration and the loader's
+    code); the fingerprint of the first load under a key is recorded in the home (``training_data/``), so a
+    later month, run or process whose artefacts already exist finds them without loading anything.
+    """
+
+    def __init__(self, layout: Layout, train_month: str, cfg: Config):
+        self.layout, self.train_month, self.cfg = layout, train_month, cfg
+        self._data: TrainingData | None = None
+        self._key: str | None = None
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            self._key = _window_key(self.layout, self.train_month, self.cfg)
+        return self._key
+
+    @property
+    def _index_path(self) -> Path:
+        return self.layout.home / "training_data" / f"{self.train_month}-{self.key}.json"
+
+    @property
+    def fingerprint(self) -> str:
+        if self._data is None and self._index_path.exists():
+            return read_json(self._index_path)["data_fingerprint"]
+        return self.data.fingerprint
+
+    @property
+    def data(self) -> TrainingData:
+        if self._data is None:
+            self._data = load_training_data(self.layout, self.train_month, self.cfg)
+            write_json(
+                {"train_month": self.train_month, "data_fingerprint": self._data.fingerprint, "n_dates": len(self._data.dates)},
+                self._index_path,
+            )
+        return self._data
+
+
+class TrainingWindows:
+    """The training window of each month a run materialises, the newest one kept: a run's months come in
+    order, so the months that share a training month share one window (one load), and an earlier window's
+    data is let go once the run has moved past it."""
+
+    def __init__(self, layout: Layout, cfg: Config):
+        self.layout, self.cfg = layout, cfg
+        self._current: TrainingWindow | None = None
+
+    def __call__(self, train_month: str) -> TrainingWindow:
+        if self._current is None or self._current.train_month != train_month:
+            self._current = TrainingWindow(self.layout, train_month, self.cfg)
+        return self._current
+
+
+def _window_key(layout: Layout, train_month: str, cfg: Config) -> str:
+    from factor_pipeline.features.store import window_files
+
+    months = window_months(train_month, cfg)
+    digest = hashlib.sha256()
+    digest.update(train_month.encode())
+    digest.update(cfg.fingerprint("samples", "model").encode())
+    digest.update("|".join(str(d.date()) for d in training_dates(train_month, cfg)).encode())
+    files = [*window_files(layout.dataset("samples"), months), *(layout.partition("raw_bars/daily", m) for m in months)]
+    for path in [*files, *_loader_sources()]:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
 def _artifact_id(kind: str, train_month: str, cfg: Config, data_fingerprint: str, *parts: str) -> str:
     payload = "|".join([kind, train_month, cfg.fingerprint("samples", "gan", "model"), data_fingerprint, *parts])
     return f"{train_month}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
@@ -91,13 +174,13 @@ class GanArtifact:
     trained: bool
 
 
-def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print, progress=None) -> GanArtifact:
+def ensure_gan(layout: Layout, window: TrainingWindow, cfg: Config, log: Log = print, progress=None) -> GanArtifact:
     """Train the GAN stage for this training window, or reuse the identical one on disk (``progress``: gan.train_gan's)."""
     from factor_pipeline.model import checkpoints, gan
 
     if cfg.gan.mode == "off":
         return GanArtifact(None, None, {"mode": "off"}, False)
-    gan_id = _artifact_id("gan", data.train_month, cfg, data.fingerprint)
+    gan_id = _artifact_id("gan", window.train_month, cfg, window.fingerprint)
     path = layout.gan_models / f"{gan_id}.pt"
     expected = {"gan_id": gan_id}
     if path.exists() and path.with_suffix(".json").exists():
@@ -106,6 +189,7 @@ def ensure_gan(layout: Layout, data: TrainingData, cfg: Config, log: Log = print
             return GanArtifact(gan_id, path, sidecar, False)
         except checkpoints.CheckpointError as exc:
             log(f"retraining the GAN: the stored one is unusable ({exc})")
+    data = window.data
     X = data.train_X()
     y = data.train_y() if cfg.gan.mode == "augment" else None
     with torch_threads(cfg.model.num_threads):
@@ -155,6 +239,15 @@ def _training_batches(data: TrainingData, cfg: Config, gan_artifact: GanArtifact
     return gan_batches(data, cfg, generator)
 
 
+def _device_part(cfg: Config) -> list[str]:
+    """The device in a checkpoint's identity: the same data trains different weights on a GPU. A CPU adds
+    nothing, so the ids of every CPU checkpoint written before the device joined the identity still hold."""
+    from factor_pipeline.model.gru import resolve_device
+
+    device = resolve_device(cfg.model.device)
+    return [] if device.type == "cpu" else [device.type]
+
+
 @dataclass
 class CheckpointArtifact:
     checkpoint_id: str
@@ -164,13 +257,13 @@ class CheckpointArtifact:
 
 
 def ensure_checkpoint(
-    layout: Layout, data: TrainingData, cfg: Config, gan_artifact: GanArtifact, log: Log = print, progress=None
+    layout: Layout, window: TrainingWindow, cfg: Config, gan_artifact: GanArtifact, log: Log = print, progress=None
 ) -> CheckpointArtifact:
     """Train the GRU on this window (with the GAN stage's output), or reuse the identical checkpoint on disk
     (``progress``: training.train_members')."""
     from factor_pipeline.model import checkpoints
 
-    checkpoint_id = _artifact_id("gru", data.train_month, cfg, data.fingerprint, gan_artifact.gan_id or "off")
+    checkpoint_id = _artifact_id("gru", window.train_month, cfg, window.fingerprint, gan_artifact.gan_id or "off", *_device_part(cfg))
     path = layout.checkpoints / f"{checkpoint_id}.pt"
     if path.exists() and path.with_suffix(".json").exists():
         try:
@@ -178,6 +271,7 @@ def ensure_checkpoint(
             return CheckpointArtifact(checkpoint_id, path, sidecar, False)
         except checkpoints.CheckpointError as exc:
             log(f"retraining: the stored checkpoint is unusable ({exc})")
+    data = window.data
     with torch_threads(cfg.model.num_threads):
         train, val = _training_batches(data, cfg, gan_artifact, layout)
         state, results = train_members(train, val, cfg, log=log, progress=progress)

@@ -117,6 +117,14 @@ def _each_month(context: dg.AssetExecutionContext, build) -> Iterator[dg.Materia
     yield dg.MaterializeResult(check_results=checks)
 
 
+def _each_training_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, build) -> Iterator:
+    """_each_month for a model asset: ``build(context, pipeline, month, windows)`` on the prepared device, the
+    run's months sharing their training windows (one load per training month)."""
+    pipeline.prepare_device()
+    windows = model_store.TrainingWindows(pipeline.layout, pipeline.config)
+    yield from _each_month(context, lambda month: build(context, pipeline, month, windows))
+
+
 def _finish(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> None:
     created = ensure_views(pipeline.layout, log=context.log.warning)
     if created:
@@ -151,6 +159,8 @@ def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResourc
     write_parquet(frames.stocks.assign(month=month), layout.partition("raw_bars/stocks", month), stamp)
     if frames.truth is not None:
         write_parquet(frames.truth, layout.partition("raw_bars/truth", month), stamp)
+    if frames.issues is not None:  # written when empty too: the month was read and had none
+        write_parquet(frames.issues, layout.partition("raw_bars/issues", month), stamp)
     if frames.index_weight is not None:
         write_parquet(frames.index_weight, layout.partition("raw_bars/index_weight", month), stamp)
     _finish(context, pipeline)
@@ -239,10 +249,12 @@ _model_history = {
 )
 def gan_model(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The GAN stage of the month's model: an LSTM generator and CNN discriminator trained on its training window."""
-    yield from _each_month(context, lambda month: _gan_model_month(context, pipeline, month))
+    yield from _each_training_month(context, pipeline, _gan_model_month)
 
 
-def _gan_model_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
+def _gan_model_month(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str, windows: model_store.TrainingWindows
+) -> dg.MaterializeResult:
     from factor_pipeline.evaluation.report.plots import plot_curves
 
     layout, cfg = pipeline.layout, pipeline.config
@@ -251,14 +263,14 @@ def _gan_model_month(context: dg.AssetExecutionContext, pipeline: PipelineResour
     metadata = {"trained_now": False}
     # Mode off has no GAN stage: nothing is loaded or trained, only the pointer the checkpoint step reads.
     if cfg.gan.mode != "off":
-        data = model_store.load_training_data(layout, train_month, cfg)
+        window = windows(train_month)
         progress = TrainingProgress(context.log.info, f"gan_model {month} (trains {train_month})")
-        artifact = model_store.ensure_gan(layout, data, cfg, log=context.log.info, progress=progress.gan_step)
+        artifact = model_store.ensure_gan(layout, window, cfg, log=context.log.info, progress=progress.gan_step)
         pointer["gan_id"] = artifact.gan_id
         side = artifact.sidecar
         metadata = {
             "trained_now": artifact.trained,
-            "data_fingerprint": data.fingerprint,
+            "data_fingerprint": window.fingerprint,
             "steps_run": side["steps_run"],
             "stop_reason": side["stop_reason"],
             "losses": dg.MetadataValue.md(
@@ -282,31 +294,33 @@ def _gan_model_month(context: dg.AssetExecutionContext, pipeline: PipelineResour
 )
 def gru_checkpoint(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
     """The GRU(128,128)+MLP(256,64,64) checkpoint behind the month's factor: trained at a retrain month, else the newest one."""
-    yield from _each_month(context, lambda month: _gru_checkpoint_month(context, pipeline, month))
+    yield from _each_training_month(context, pipeline, _gru_checkpoint_month)
 
 
-def _gru_checkpoint_month(context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str) -> dg.MaterializeResult:
+def _gru_checkpoint_month(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, month: str, windows: model_store.TrainingWindows
+) -> dg.MaterializeResult:
     from factor_pipeline.evaluation.report.plots import plot_curves
 
     layout, cfg = pipeline.layout, pipeline.config
     layout.verify("gan_model", month)
     pointer = read_json(layout.partition_path("gan_model", month))
     train_month = pointer["train_month"]
-    data = model_store.load_training_data(layout, train_month, cfg)
-    gan_artifact = model_store.ensure_gan(layout, data, cfg, log=context.log.info)
+    window = windows(train_month)
+    gan_artifact = model_store.ensure_gan(layout, window, cfg, log=context.log.info)
     if gan_artifact.gan_id != pointer["gan_id"]:
         raise StorageError(
             f"gan_model {month} points at GAN {pointer['gan_id']} but the current data and config give "
             f"{gan_artifact.gan_id}: re-materialise gan_model for {month}"
         )
     progress = TrainingProgress(context.log.info, f"gru_checkpoint {month} (trains {train_month})")
-    main = model_store.ensure_checkpoint(layout, data, cfg, gan_artifact, log=context.log.info, progress=progress.gru_epoch)
+    main = model_store.ensure_checkpoint(layout, window, cfg, gan_artifact, log=context.log.info, progress=progress.gru_epoch)
     record = {"month": month, "train_month": train_month, "checkpoint": main.checkpoint_id, "gan_mode": cfg.gan.mode}
     if cfg.factor.gan_off_baseline and cfg.gan.mode != "off":
         off_cfg = cfg.replace(gan={"mode": "off"})
         progress = TrainingProgress(context.log.info, f"gru_checkpoint {month} (trains {train_month}, GAN-off baseline)")
         off = model_store.ensure_checkpoint(
-            layout, data, off_cfg, model_store.GanArtifact(None, None, {}, False), log=context.log.info, progress=progress.gru_epoch
+            layout, window, off_cfg, model_store.GanArtifact(None, None, {}, False), log=context.log.info, progress=progress.gru_epoch
         )
         record["gan_off_checkpoint"] = off.checkpoint_id
     write_json({**record, "provenance": layout.stamp("gru_checkpoint", month)}, layout.partition_path("gru_checkpoint", month))

@@ -58,11 +58,25 @@ def submit_backfill(instance, targets: dict[str, list[str]], title: str, config:
     return dagster_internals.add_asset_backfill(instance, subset, title, config, tags or {})
 
 
+def dry_run(args, pipeline: PipelineResource) -> int:
+    """The months the backfill fetches and their cost, with nothing fetched, written or submitted."""
+    months = tushare_source.backfill_months(args.first, args.last, pipeline.config)
+    if not tushare_source.is_tushare(pipeline.source):
+        print(f"backfill {args.first}..{args.last} (dry run): source {pipeline.source} fetches nothing; "
+              f"months {months[0]}..{months[-1]} with their history")
+        return 0
+    for line in tushare_source.plan_lines(pipeline.home, months):
+        print(line)
+    return 0
+
+
 def backfill(args) -> int:
     # A terminated command stops the daemon it started (drive_backfill's finally); the backfill stays in the
     # instance, and the next daemon resumes it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     pipeline = PipelineResource.from_env()
+    if args.dry_run:
+        return dry_run(args, pipeline)
     if tushare_source.is_tushare(pipeline.source):  # planning reads the source, so its months come first
         tushare_source.fetch_months(pipeline.home, tushare_source.backfill_months(args.first, args.last, pipeline.config))
     elif pipeline.source != "synthetic" and not Path(pipeline.source).is_dir():

@@ -11,12 +11,16 @@ import threading
 import time
 from pathlib import Path
 
+from factor_pipeline.datasets import MODEL_ASSETS
 from factor_pipeline.pipeline import dagster_internals
 
 DEFINITIONS_MODULE = "factor_pipeline.pipeline.definitions"
 # The backfill loop of the daemon this command starts. Dagster's is fixed at 30 s, and a backfill waits one
 # loop per dependency level (six here) before launching the next runs: at 30 s that alone is minutes.
 DAEMON_INTERVAL_SECONDS = 2.0
+# Training steps run for minutes on every core: meanwhile the command's watcher and the run queue wake this
+# seldom (instead of every 2 s and 1 s), so that their wake-ups do not stall the training threads' barriers.
+QUIET_SECONDS = 10.0
 # A daemon heartbeats every 30 s; one silent for longer than this is gone (killed, or its machine stopped).
 DAEMON_SILENCE_SECONDS = 75.0
 
@@ -61,13 +65,25 @@ def evaluated_later(instance, backfill) -> bool:
     return dagster_internals.backfill_requested(backfill) and dagster_internals.backfill_runs_in_flight(instance, backfill.backfill_id)
 
 
+def training_in_flight(runs) -> bool:
+    """Whether one of ``runs`` materialises a training asset: minutes of CPU-bound steps whose cores the
+    pipeline's own pollers should leave alone."""
+    return any(set(MODEL_ASSETS) & {key.to_user_string() for key in run.asset_selection or ()} for run in runs)
+
+
+def quiet_while_training(instance) -> float | None:
+    """The run queue's interval while a training run is in flight (nothing is queued before it ends)."""
+    return QUIET_SECONDS if training_in_flight(dagster_internals.runs_in_flight(instance)) else None
+
+
 def run_daemon(interval: float, parent: int | None = None) -> int:
-    """``dagster-daemon run`` on this code location, its backfill loop every ``interval`` seconds and
-    skipping the backfills :func:`evaluated_later` holds back. Both changes hold in this process only (the one
-    the backfill command starts and stops; the daemon of `dagster dev` or of a deployment keeps Dagster's)."""
+    """``dagster-daemon run`` on this code location, its backfill loop every ``interval`` seconds, skipping the
+    backfills :func:`evaluated_later` holds back, and its run queue quiet while a training run is in flight.
+    These changes hold in this process only (the one the backfill command starts and stops; the daemon of
+    `dagster dev` or of a deployment keeps Dagster's)."""
     if parent is not None:
         _stop_when_gone(parent)
-    with dagster_internals.patched_backfill_daemon(interval, skip=evaluated_later):
+    with dagster_internals.patched_backfill_daemon(interval, skip=evaluated_later, quiet_interval=quiet_while_training):
         return dagster_internals.run_daemon_cli(DEFINITIONS_MODULE)
 
 

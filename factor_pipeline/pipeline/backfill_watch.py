@@ -11,9 +11,11 @@ import dagster as dg
 from factor_pipeline.pipeline import dagster_internals
 from factor_pipeline.pipeline.backfill_daemon import (
     DAEMON_INTERVAL_SECONDS,
+    QUIET_SECONDS,
     backfill_daemon_alive,
     start_daemon,
     stop_daemon,
+    training_in_flight,
 )
 from factor_pipeline.pipeline.progress import is_progress_line
 
@@ -73,11 +75,13 @@ class BackfillWatcher:
         self.failed_runs: list[str] = []
         self.log_cursors: dict[str, str | None] = {}
         self.logs_read: set[str] = set()  # ended runs whose log has been read to its end
+        self.training = False  # whether a training run was in flight at the last poll
 
     def poll(self) -> None:
         # Runs first, so that every materialisation read below belongs to a run already known; their status
         # lines come after the materialisations, so that a run's months print before its SUCCESS.
         runs = sorted(self.instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": self.backfill_id})), key=lambda r: r.run_id)
+        self.training = training_in_flight(run for run in runs if run.status.value not in RUN_ENDED)
         run_ids = {run.run_id for run in runs}
         for run in runs:
             self._print_progress(run)
@@ -152,7 +156,7 @@ def drive_backfill(instance, backfill_id: str, targets: dict[str, list[str]], lo
                 # A later run would read what the failed one left (a blocking check stops steps only within
                 # its own run), so the rest is cancelled, as from the UI.
                 cancel("a run failed")
-            time.sleep(POLL_SECONDS)
+            time.sleep(QUIET_SECONDS if watcher.training else POLL_SECONDS)
         return watcher.backfill(), watcher
     except KeyboardInterrupt:
         cancel("interrupted (Ctrl-C again to stop waiting for its runs to be cancelled)")

@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process",
                       help="Dagster executor of each run (default in_process: a run's steps form a chain)")
     back.add_argument("--max-concurrent", type=int, default=2, help="steps at once within a multiprocess run")
+    back.add_argument("--dry-run", action="store_true",
+                      help="print what the backfill would fetch (the tushare source: calls and time per points tier) and stop")
     back.set_defaults(handler=_command("backfill_command:backfill"))
     rep = commands.add_parser("report", help="print the newest factor report (the seed's table)")
     rep.set_defaults(handler=_command("report_command:print_report"))

@@ -21,7 +21,7 @@ from dagster._time import get_current_datetime
 
 __all__ = [
     "asset_graph_subset", "add_asset_backfill", "backfill_requested", "backfill_ended", "cancel_backfill",
-    "backfill_runs_in_flight", "fail_on_blocking_checks", "CHECK_FAILURE_ERROR", "now", "patched_backfill_daemon",
+    "backfill_runs_in_flight", "runs_in_flight", "fail_on_blocking_checks", "CHECK_FAILURE_ERROR", "now", "patched_backfill_daemon",
     "run_daemon_cli", "freeze_time", "backfill_run_ranges",
 ]
 
@@ -84,31 +84,51 @@ def fail_on_blocking_checks(message: str) -> None:
     raise DagsterAssetCheckFailedError(message)
 
 
+def runs_in_flight(instance) -> list:
+    """Every run of the instance that is queued, starting or running."""
+    return list(instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES)))
+
+
 @contextlib.contextmanager
-def patched_backfill_daemon(interval: float, skip: Callable[[object, object], bool]) -> Iterator[None]:
+def patched_backfill_daemon(
+    interval: float, skip: Callable[[object, object], bool], quiet_interval: Callable[[object], float | None] | None = None
+) -> Iterator[None]:
     """Within the block, Dagster's backfill daemon loops every ``interval`` seconds (Dagster reads a module
     constant with no setting: 30 s) and leaves out of an evaluation each backfill ``skip(instance, backfill)``
-    rejects. Both are restored on exit."""
+    rejects. At each of its loops, ``quiet_interval(instance)`` may stretch the run queue's interval (None: the
+    instance's ``dequeue_interval_seconds``). All is restored on exit."""
     # Imported here: the daemon's modules add about 1.3 s (measured with -X importtime) to an import of this module, which every run's
     # process pays (the assets fail steps through it), and only the daemon command needs them.
     import dagster._daemon.backfill as backfill_daemon
     import dagster._daemon.controller as controller
 
-    evaluate = backfill_daemon.execute_backfill_jobs
+    evaluate, create = backfill_daemon.execute_backfill_jobs, controller.create_daemon_of_type
+    stretchable: dict = {}  # the run queue's daemon -> its own interval (an IntervalDaemon reads it at every loop)
+
+    def create_recorded(daemon_type, instance):
+        daemon = create(daemon_type, instance)
+        if daemon_type == "QUEUED_RUN_COORDINATOR":
+            stretchable[daemon] = daemon.interval_seconds
+        return daemon
 
     def evaluate_unskipped(workspace_process_context, logger, backfill_jobs, *args, **kwargs):
         instance = workspace_process_context.instance
+        quiet = quiet_interval(instance) if quiet_interval else None
+        for daemon, own in stretchable.items():
+            daemon.interval_seconds = max(own, quiet) if quiet else own
         kept = [job for job in backfill_jobs if not skip(instance, job)]
         yield from evaluate(workspace_process_context, logger, kept, *args, **kwargs)
 
     saved = controller.DEFAULT_DAEMON_INTERVAL_SECONDS
     controller.DEFAULT_DAEMON_INTERVAL_SECONDS = interval
     backfill_daemon.execute_backfill_jobs = evaluate_unskipped
+    controller.create_daemon_of_type = create_recorded
     try:
         yield
     finally:
         controller.DEFAULT_DAEMON_INTERVAL_SECONDS = saved
         backfill_daemon.execute_backfill_jobs = evaluate
+        controller.create_daemon_of_type = create
 
 
 def run_daemon_cli(module: str) -> int:

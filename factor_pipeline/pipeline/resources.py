@@ -34,6 +34,7 @@ class PipelineResource(dg.ConfigurableResource):
     gan_off_baseline: str = ""  # "1"/"0": train the GAN-off ablation beside the main GRU or not; empty: the profile's
     precision: str = ""  # model.precision override, "fp32" or "bf16"; empty: the profile's
     training: str = ""  # "seed": the seed's training settings (config.SEED_TRAINING); empty: the profile's
+    device: str = ""  # model.device override, "auto", "cpu" or "cuda"; empty: the profile's ("auto")
 
     @classmethod
     def from_env(cls) -> "PipelineResource":
@@ -46,10 +47,19 @@ class PipelineResource(dg.ConfigurableResource):
             gan_off_baseline=os.environ.get("FACTOR_PIPELINE_GAN_OFF_BASELINE", ""),
             precision=os.environ.get("FACTOR_PIPELINE_PRECISION", ""),
             training=os.environ.get("FACTOR_PIPELINE_TRAINING", ""),
+            device=os.environ.get("FACTOR_PIPELINE_DEVICE", ""),
         )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.activate_calendar()
+
+    def prepare_device(self) -> None:
+        """Before a step trains or scores on a GPU: cuBLAS is deterministic only with CUBLAS_WORKSPACE_CONFIG set
+        before its first use in the process (a value the environment already holds is kept)."""
+        from factor_pipeline.model.gru import CUBLAS_WORKSPACE_CONFIG, resolve_device
+
+        if resolve_device(self.config.model.device).type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
 
     @property
     def session_calendar(self) -> session_calendar.SessionCalendar:
@@ -81,6 +91,8 @@ class PipelineResource(dg.ConfigurableResource):
             cfg = cfg.replace(factor={"gan_off_baseline": _flag(self.gan_off_baseline, "FACTOR_PIPELINE_GAN_OFF_BASELINE")})
         if self.precision:
             cfg = cfg.replace(model={"precision": self.precision})
+        if self.device:
+            cfg = cfg.replace(model={"device": self.device})
         return cfg
 
     @property

@@ -15,11 +15,21 @@ from zoneinfo import ZoneInfo
 from factor_pipeline.config import Config
 from factor_pipeline.market import session_calendar
 from factor_pipeline.market.tushare import fetch
-from factor_pipeline.market.tushare.client import DEFAULT_URL, Token, TushareAuthError, TushareClient
+from factor_pipeline.market.tushare.client import (
+    CALLS_PER_MINUTE_BY_POINTS,
+    DEFAULT_URL,
+    Throttle,
+    Token,
+    TushareAuthError,
+    TushareClient,
+    calls_per_minute,
+)
 
 SOURCE_NAME = "tushare"
 TOKEN_ENV = "TUSHARE_TOKEN"
 URL_ENV = "FACTOR_PIPELINE_TUSHARE_URL"  # another endpoint (a proxy, or the tests' local server)
+POINTS_ENV = "TUSHARE_POINTS"  # the account's points, which set its calls a minute
+RATE_ENV = "TUSHARE_CALLS_PER_MINUTE"  # or the rate itself, for a tier the points table does not list
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -36,18 +46,44 @@ def calendar_file(home: str | Path) -> str | None:
     return str(path) if path.is_file() else None
 
 
+def rate_per_minute() -> int:
+    """The account's calls a minute: TUSHARE_CALLS_PER_MINUTE, else TUSHARE_POINTS' tier, else the lowest tier's."""
+    for name, parse in ((RATE_ENV, int), (POINTS_ENV, lambda v: calls_per_minute(int(v)))):
+        text = os.environ.get(name, "").strip()
+        if text:
+            try:
+                return parse(text.replace(",", ""))
+            except ValueError:
+                raise ValueError(f"{name}={text!r} is not a whole number") from None
+    return CALLS_PER_MINUTE_BY_POINTS[0][1]
+
+
 def client(log: logging.Logger | None = None) -> TushareClient:
     token = os.environ.get(TOKEN_ENV, "")
     if not token.strip():
         raise TushareAuthError(f"FACTOR_PIPELINE_SOURCE=tushare needs {TOKEN_ENV}: set it to your Tushare Pro token")
-    return TushareClient(Token(token), url=os.environ.get(URL_ENV) or DEFAULT_URL, log=log)
+    return TushareClient(Token(token), url=os.environ.get(URL_ENV) or DEFAULT_URL, log=log,
+                         throttle=Throttle(rate_per_minute()))
 
 
 def fetch_months(home: str | Path, months: list[str], log: logging.Logger | None = None, today=None) -> list[dict]:
     """Fetch each month, in order, up to today in Shanghai (a day not yet published is asked again later)."""
     today = today or dt.datetime.now(TIMEZONE).date()
-    api = client(log)
-    return [fetch.fetch_month(api, raw_dir(home), month, today, log) for month in months]
+    return fetch.fetch_months(client(log), raw_dir(home), months, today, log)
+
+
+def plan_lines(home: str | Path, months: list[str]) -> list[str]:
+    """What a fetch of ``months`` costs, before anything is fetched: its calls, and its time at each points tier
+    (the throttle's pace; the service's own answers add to it)."""
+    stored = set(fetch.months_stored(raw_dir(home)))
+    calls = fetch.planned_calls(months, stored)
+    lines = [f"tushare: {len(months)} months ({months[0]}..{months[-1]}), {len(set(months) - stored)} not fetched yet: "
+             f"about {calls:,} calls"]
+    for points, rate in CALLS_PER_MINUTE_BY_POINTS:
+        lines.append(f"  at {points:,} points ({rate} calls a minute): at least {calls / rate:.0f} minutes")
+    lines.append(f"  this account ({POINTS_ENV}/{RATE_ENV}): {rate_per_minute()} calls a minute, at least "
+                 f"{calls / rate_per_minute():.0f} minutes")
+    return lines
 
 
 def backfill_months(first: str, last: str, cfg: Config) -> list[str]:

@@ -25,6 +25,7 @@ VIEWS = (
     ("raw.daily_bars", "create_view_raw_daily_bars", ("raw_daily",), ()),
     ("raw.stocks", "create_view_raw_stocks", ("raw_stocks",), ()),
     ("truth.expected_return", "create_view_truth_expected_return", ("raw_truth",), ()),
+    ("raw.data_issues", "create_view_raw_data_issues", ("raw_issues",), ()),
     ("features.daily", "create_view_features_daily", ("features",), ()),
     ("features.samples", "create_view_features_samples", ("samples",), ("raw.daily_bars", "raw.sessions")),
     ("main.pret", "create_view_factor_pret", ("factor",), ()),

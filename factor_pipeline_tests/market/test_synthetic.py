@@ -182,8 +182,9 @@ def test_new_listings_trade_without_a_limit_for_five_sessions(bars):
     assert ((later["close"] > later["limit_up"] + 1e-9) | (later["close"] < later["limit_down"] - 1e-9)).any()
 
 
-def test_st_main_board_stocks_move_within_five_percent(bars):
-    st = bars[bars["is_st"] & (bars["board"] == "main") & ~bars["young"]]
+def test_st_main_board_stocks_move_within_five_percent_until_the_exchanges_aligned_them(bars):
+    main_st = bars[bars["is_st"] & (bars["board"] == "main") & ~bars["young"]]
+    st = main_st[main_st["trade_date"] < trading_rules.ST_MAIN_10PCT_FROM]
     assert len(st) > 500
     ratio = trading_rules.limit_ratio(st["board"].to_numpy(), st["trade_date"].to_numpy(), st["is_st"].to_numpy())
     assert np.allclose(ratio, 0.05)
@@ -193,6 +194,12 @@ def test_st_main_board_stocks_move_within_five_percent(bars):
     # Only rounding lets a 5% limit exceed 5% (a cheap stock's limit price rounds half-up to the tick).
     bad = st[~(st["r"].abs() <= 0.05 + 0.005 / st["pre_close"] + 1e-12)]
     assert bad.empty, bad[["ts_code", "trade_date", "pre_close", "close", "r"]]
+    after = main_st[main_st["trade_date"] >= trading_rules.ST_MAIN_10PCT_FROM]
+    assert len(after) > 50
+    # From the change on, ST names have the main board's 10% (and stay within it).
+    ratio = trading_rules.limit_ratio(after["board"].to_numpy(), after["trade_date"].to_numpy(), after["is_st"].to_numpy())
+    assert np.allclose(ratio, 0.10)
+    assert (after["r"].abs() <= 0.10 + 0.005 / after["pre_close"] + 1e-12).all()
 
 
 def test_pre_close_and_adjustment_factor(bars):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from factor_pipeline.config import ModelConfig
+from factor_pipeline.model import gru
 from factor_pipeline.model.gru import GRUFactorModel, ic_loss, predict, resolve_device, train_gru
 from factor_pipeline.model.checkpoints import save_checkpoint
 
@@ -140,3 +141,19 @@ def test_training_is_deterministic_and_leaves_global_state(tmp_path):
     save_checkpoint(tmp_path / "a", a.state_dict, {"seed": 11})
     save_checkpoint(tmp_path / "b", b.state_dict, {"seed": 11})
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_deterministic_mode_does_not_fill_new_memory_with_nan_and_restores_the_switch():
+    """The fused layers write every element they allocate, so the NaN fill of deterministic mode is pure cost."""
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    with gru.deterministic(torch.device("cpu"), seed=0):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+    assert torch.utils.deterministic.fill_uninitialized_memory is before
+    torch.utils.deterministic.fill_uninitialized_memory = not before
+    try:
+        with gru.deterministic(torch.device("cpu"), seed=0):
+            assert torch.utils.deterministic.fill_uninitialized_memory is False
+        assert torch.utils.deterministic.fill_uninitialized_memory is (not before)
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -42,7 +44,57 @@ def test_bf16_is_native_with_avx512_bf16_or_amx(cpu_flags):
         "precision_requested": "bf16",
         "precision": "bf16",
         "precision_reason": "native (amx_bf16)",
+        "recurrent_precision": "bf16",
+        "device": "cpu",
     }
+
+
+def test_on_cuda_the_recurrence_is_float32_and_only_the_mlp_bf16(monkeypatch):
+    """cuDNN's RNN autocast wrapper would run nn.GRU in float16: the GRU layers stay float32 there."""
+    monkeypatch.setattr(precision, "cuda_bf16_support", lambda device: True)
+    chosen = precision.resolve("bf16", torch.device("cuda"))
+    assert chosen.bf16 and chosen.recurrent == "fp32"
+    assert chosen.describe()["device"] == "cuda" and chosen.describe()["recurrent_precision"] == "fp32"
+    monkeypatch.setattr(precision, "cuda_bf16_support", lambda device: False)
+    assert precision.resolve("bf16", torch.device("cuda")).describe()["precision"] == "fp32"
+
+
+def test_a_checkpoint_trained_on_a_gpu_has_an_identity_of_its_own(monkeypatch):
+    from factor_pipeline.model import store
+
+    cfg = profile_config("smoke")  # model.device = "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert store._device_part(cfg) == []  # CPU ids are those of every checkpoint written before
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert store._device_part(cfg) == ["cuda"]
+    assert store._device_part(cfg.replace(model={"device": "cpu"})) == []
+
+
+def test_a_step_on_a_gpu_makes_cublas_deterministic_unless_the_environment_chose(monkeypatch):
+    from factor_pipeline.model.gru import CUBLAS_WORKSPACE_CONFIG
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setenv("FACTOR_PIPELINE_DEVICE", "auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    PipelineResource.from_env().prepare_device()
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    PipelineResource.from_env().prepare_device()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE_CONFIG
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    PipelineResource.from_env().prepare_device()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+def test_the_device_is_an_environment_override(monkeypatch):
+    monkeypatch.setenv("FACTOR_PIPELINE_PROFILE", "smoke")
+    monkeypatch.setenv("FACTOR_PIPELINE_DEVICE", "cpu")
+    assert PipelineResource.from_env().config.model.device == "cpu"
+    monkeypatch.delenv("FACTOR_PIPELINE_DEVICE")
+    assert PipelineResource.from_env().config.model.device == "auto"
+    monkeypatch.setenv("FACTOR_PIPELINE_DEVICE", "tpu")
+    with pytest.raises(ConfigError, match="model.device"):
+        PipelineResource.from_env().config
 
 
 def test_bf16_falls_back_to_fp32_with_a_log_line_without_native_support(cpu_flags):
@@ -160,3 +212,34 @@ def test_bench_gpu_dry_mode_projects_and_runs_the_retrain(monkeypatch):
 
     tight = bench_gpu.main(["--device", "cpu", "--tiny", "--dates", "2", "--precisions", "fp32", "--budget-s", "0"])
     assert tight["results"]["fp32"]["retrain_s_measured"] is None and "budget" in tight["results"]["fp32"]["retrain_not_run"]
+
+
+def _bench(monkeypatch, name: str):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    sys.modules.pop(name, None)
+    return __import__(name)
+
+
+@pytest.mark.slow  # a smoke backfill through the CLI
+def test_bench_gpu_runs_a_smoke_backfill_on_the_device_and_reads_its_sidecars(monkeypatch):
+    bench_gpu = _bench(monkeypatch, "bench_gpu")
+    result = bench_gpu.smoke_backfill(torch.device("cpu"))
+    assert result["returncode"] == 0, result["output_tail"]
+    assert result["checkpoints"] and all(c["device"] == "cpu" for c in result["checkpoints"])
+    assert all(c["recurrent_precision"] == c["precision"] for c in result["checkpoints"])  # on a CPU the fused layer follows
+
+
+def test_bench_step_times_the_pipelines_step_against_its_floor(monkeypatch):
+    bench_step = _bench(monkeypatch, "bench_step")
+    report = bench_step.main(["--threads", "1", "--steps", "1", "--batch", "48", "--precisions", "fp32", "--profile", "fp32"])
+    assert report["shape"]["channels"] == 18 + len(profile_config("full").model.step_channels)
+    assert report["shape"]["n_train"] > report["shape"]["n_val"] > 0
+    fp32 = report["results"]["fp32"]
+    assert set(fp32["step_s"]) == set(bench_step.MODES) and fp32["floor_step_s"] > 0
+    for mode, seconds in fp32["step_s"].items():
+        assert fp32["step_over_floor"][mode] == pytest.approx(seconds / fp32["floor_step_s"], rel=0.02)
+    shares = report["where_time_goes"]["share"]
+    assert shares["matmul"] > 0 and sum(shares.values()) == pytest.approx(1.0, abs=0.01)

@@ -70,3 +70,45 @@ def test_training_data_ignores_every_bar_after_the_training_date(smoke_backfill,
         assert np.array_equal(a, b)
     # and the last training date's label ends on or before the training date
     assert session_calendar.session_offset(original.dates[-1], cfg.samples.label_horizon) <= cutoff
+
+
+def test_a_runs_months_share_their_training_window_and_only_the_newest_is_kept():
+    windows = model_store.TrainingWindows(layout=None, cfg=profile_config("smoke"))
+    first = windows("2023-12")
+    assert windows("2023-12") is first  # 2024-01..2024-05 of a run: one window, one load
+    second = windows("2024-06")
+    assert second is not first and second.train_month == "2024-06"
+    assert windows("2024-06") is second
+
+
+@pytest.mark.slow  # reads the smoke backfill's home
+def test_a_month_whose_checkpoint_exists_loads_no_training_data(smoke_backfill, tmp_path, monkeypatch):
+    """The checkpoint is found from the window's key alone; a changed input file changes the key and loads."""
+    import shutil
+
+    import numpy as np
+
+    from factor_pipeline.storage import Layout, write_npy
+
+    home, _, _ = smoke_backfill
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy, ignore=shutil.ignore_patterns("dagster", "reports"))
+    layout, cfg = Layout(copy), profile_config("smoke").replace(gan={"mode": "augment"})  # as the backfill ran
+    loads = []
+    real_load = model_store.load_training_data
+    monkeypatch.setattr(model_store, "load_training_data", lambda *args: loads.append(args[1]) or real_load(*args))
+
+    window = model_store.TrainingWindow(layout, "2024-06", cfg)
+    gan = model_store.ensure_gan(layout, window, cfg)
+    checkpoint = model_store.ensure_checkpoint(layout, window, cfg, gan)
+    assert loads == []  # the backfill recorded the window's fingerprint beside its GAN and checkpoint
+    assert not gan.trained and not checkpoint.trained and checkpoint.path.exists()
+
+    month = training.window_months("2024-06", cfg)[-1]
+    X = np.load(layout.dataset("samples") / f"{month}.npy")
+    X[0, 0, 0] += 1.0
+    write_npy(X, layout.dataset("samples") / f"{month}.npy")
+    changed = model_store.TrainingWindow(layout, "2024-06", cfg)
+    assert changed.key != window.key
+    changed.fingerprint
+    assert loads == ["2024-06"]

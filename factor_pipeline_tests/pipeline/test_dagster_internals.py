@@ -92,11 +92,15 @@ class _Shutdown:
         return False
 
 
-def _first_loop(instance, skip, interval: float) -> list[float]:
-    """Run Dagster's backfill daemon (its real loop) under the patch until it has waited once."""
+def _first_loop(instance, skip, interval: float, quiet_interval=None, created: list | None = None) -> list[float]:
+    """Run Dagster's backfill daemon (its real loop) under the patch until it has waited once; ``created``
+    receives the run queue's daemon, created under the patch as Dagster's controller creates it."""
     daemon = _private("dagster._daemon.daemon", "BackfillDaemon")(settings={"use_threads": False})
     shutdown = _Shutdown()
-    with dagster_internals.patched_backfill_daemon(interval, skip):
+    with dagster_internals.patched_backfill_daemon(interval, skip, quiet_interval):
+        if created is not None:
+            create = _private("dagster._daemon.controller", "create_daemon_of_type")
+            created.append(create("QUEUED_RUN_COORDINATOR", instance))
         loop = daemon.core_loop(SimpleNamespace(instance=instance), shutdown)
         for _ in loop:
             if shutdown.waits:
@@ -121,6 +125,20 @@ def test_the_daemon_patch_sets_the_backfill_loops_interval_and_skips_what_it_is_
     controller = importlib.import_module("dagster._daemon.controller")
     assert controller.DEFAULT_DAEMON_INTERVAL_SECONDS == 30  # restored after the block
     assert _private("dagster._daemon.backfill", "execute_backfill_jobs").__name__ == "execute_backfill_jobs"
+
+
+QUEUED = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
+                              "config": {"dequeue_interval_seconds": 1}}}
+
+
+@pytest.mark.parametrize("quiet, expected", [(10.0, 10.0), (None, 1)])
+def test_the_daemon_patch_quietens_the_run_queue_when_told(quiet, expected):
+    with dg.instance_for_test(overrides=QUEUED) as instance:
+        submit_backfill(instance, {"raw_bars": ["2024-01"]}, "probe", None)
+        created = []
+        _first_loop(instance, lambda instance, backfill: True, interval=3.0, quiet_interval=lambda instance: quiet, created=created)
+        assert created[0].interval_seconds == expected  # an IntervalDaemon reads it at each of its loops
+    assert _private("dagster._daemon.controller", "create_daemon_of_type").__name__ == "create_daemon_of_type"
 
 
 def test_the_clock_is_dagsters_and_freezes():

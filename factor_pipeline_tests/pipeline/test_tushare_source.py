@@ -26,7 +26,9 @@ from factor_pipeline_tests.market.tushare.fake_api import (
     FakeTushare,
     exact_units,
     exports_from_canonical,
+    planted_issues,
     small_market,
+    untidy,
     write_canonical,
     write_tables,
 )
@@ -35,6 +37,7 @@ MONTHS = ["2024-05", "2024-06"]
 NEXT = "2024-07"
 FIRST_DAY, LAST_DAY = "2023-01-01", "2024-08-31"
 MOVED_ON = pd.Timestamp("2024-06-11")  # between the rebalance dates of May and June
+UNTHROTTLED = "6000000"  # the local server has no rate; the throttle is tested on its own
 
 SCHEDULED_RUN = """
 import datetime as dt, sys
@@ -101,7 +104,7 @@ def test_tushare_backfill_then_the_schedule_fetches_only_the_next_month(tmp_path
         api.caps = {"daily": 100, "index_member_all": 60}  # pages, as the real caps would on a whole market
         api.unpublished = set(late_july)  # the backfill runs mid-July: June's evaluation reads July so far
         env = {**pipeline_env(homes["tushare"]), "FACTOR_PIPELINE_SOURCE": "tushare", "TUSHARE_TOKEN": TOKEN,
-               "FACTOR_PIPELINE_TUSHARE_URL": api.url}
+               "FACTOR_PIPELINE_TUSHARE_URL": api.url, "TUSHARE_CALLS_PER_MINUTE": UNTHROTTLED}
         result = run_cli(["backfill", "--from", MONTHS[0], "--to", MONTHS[-1], "--executor", "in_process"], env)
         logs += [result.stdout, result.stderr]
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
@@ -153,11 +156,65 @@ def test_tushare_backfill_then_the_schedule_fetches_only_the_next_month(tmp_path
     assert "trade_date" in provenance and TOKEN not in provenance
 
 
+def _renamed(daily, stocks, members, names: dict[str, str]):
+    """The market with some codes renamed (to put a STAR CDR and a 920 Beijing code in it)."""
+    rename = lambda codes: codes.replace(names)  # noqa: E731
+    daily = daily.assign(ts_code=rename(daily["ts_code"])).sort_values(["trade_date", "ts_code"], kind="stable")
+    stocks = stocks.assign(ts_code=rename(stocks["ts_code"])).sort_values("ts_code", kind="stable")
+    members = [(names.get(c, c), *rest) for c, *rest in members]
+    return daily.reset_index(drop=True), stocks.reset_index(drop=True), members
+
+
+@pytest.mark.slow  # two Dagster backfills of the untidy market, through the exports and through the server
+def test_the_untidy_market_backfills_through_exports_and_the_server_with_every_irregularity_once(tmp_path, market):
+    import duckdb
+
+    daily, stocks, members, *_ = market
+    star = next(c for c in stocks["ts_code"] if c.startswith("688"))
+    bse = next(c for c in stocks["ts_code"] if c.endswith(".BJ"))
+    daily, stocks, members = _renamed(daily, stocks, members, {star: "689009.SH", bse: "920002.BJ"})
+    june = daily[(daily["ts_code"] == "689009.SH") & (daily["trade_date"].dt.strftime("%Y-%m") == MONTHS[-1])]
+    flat = june[(june["pre_close"].to_numpy() == june["close"].shift().to_numpy())]  # no corporate action since the bar before
+    gap = ("689009.SH", flat["trade_date"].iloc[0].strftime("%Y%m%d"))
+    counts = daily.groupby("ts_code").size()
+    unclassified = ("920002.BJ", next(c for c in counts[counts == counts.max()].index if c.startswith("6") and c != "689009.SH"))
+    twice = next(c for c, *_ in members if c not in unclassified)
+    tables = untidy(exports_from_canonical(daily, stocks, members), twice, gap, unclassified)
+    tables["daily"] = tables["daily"].astype({"vol": "float64", "amount": "float64"})
+    expected = planted_issues(twice, gap[0], unclassified)
+    homes = {name: tmp_path / name for name in ("exports", "tushare")}
+    backfill = ["backfill", "--from", MONTHS[-1], "--to", MONTHS[-1], "--executor", "in_process"]
+    result = run_cli(backfill, {**pipeline_env(homes["exports"]),
+                                "FACTOR_PIPELINE_SOURCE": str(write_tables(tmp_path / "in_exports", tables, "parquet"))})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    with FakeTushare(tables) as api:
+        api.shuffled.add("index_member_all")
+        api.faults = {7: (502, b"<html><body>502 Bad Gateway</body></html>"), 300: (200, b"<!DOCTYPE html><html>busy</html>")}
+        env = {**pipeline_env(homes["tushare"]), "FACTOR_PIPELINE_SOURCE": "tushare", "TUSHARE_TOKEN": TOKEN,
+               "FACTOR_PIPELINE_TUSHARE_URL": api.url, "TUSHARE_CALLS_PER_MINUTE": UNTHROTTLED}
+        # From May, as the tidy backfill: a tushare source's first month is the first one fetched.
+        result = run_cli(["backfill", "--from", MONTHS[0], *backfill[3:]], env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+        assert not api.faults and "retry 1 of 6" in result.stdout + result.stderr
+    for name, home in homes.items():
+        with duckdb.connect(str(home / "factor.duckdb"), read_only=True) as con:
+            rows = con.execute("SELECT source, kind, ts_code FROM raw.data_issues").fetchall()
+        found = sorted((source.rsplit("/", 1)[-1].split(".")[0], kind, code) for source, kind, code in rows)
+        assert found == expected, name
+        factor = storage.read_parquet(home / "factor" / f"{MONTHS[-1]}.parquet").set_index("ts_code")
+        assert np.isfinite(factor["pret"]).sum() > 50
+        held = factor.loc[factor.index.intersection(list(unclassified))]
+        assert len(held) and (held["industry"] == "Unclassified").all() and np.isfinite(held["pret"]).all()
+        assert "## Data quality" in (home / "reports" / MONTHS[-1] / "report.md").read_text()
+    assert TOKEN.encode() not in _everything_in(homes["tushare"])
+
+
 @pytest.fixture
 def small_api(monkeypatch):
     with FakeTushare(exports_from_canonical(*small_market())) as api:
         monkeypatch.setenv("TUSHARE_TOKEN", TOKEN)
         monkeypatch.setenv("FACTOR_PIPELINE_TUSHARE_URL", api.url)
+        monkeypatch.setenv("TUSHARE_CALLS_PER_MINUTE", UNTHROTTLED)
         yield api
 
 
@@ -183,3 +240,35 @@ def test_without_a_token_the_fetch_says_which_variable(tmp_path, small_api, monk
 def test_a_backfill_fetches_the_history_its_first_model_and_samples_read():
     months = tushare_source.backfill_months("2024-05", "2024-06", profile_config("smoke"))
     assert months[0] == "2023-01" and months[-1] == "2024-06" and len(months) == 18
+
+
+def test_the_throttle_follows_the_accounts_points(monkeypatch):
+    monkeypatch.delenv("TUSHARE_CALLS_PER_MINUTE", raising=False)
+    monkeypatch.delenv("TUSHARE_POINTS", raising=False)
+    assert tushare_source.rate_per_minute() == 200  # the lowest tier the pipeline's endpoints allow
+    monkeypatch.setenv("TUSHARE_POINTS", "5,000")
+    assert tushare_source.rate_per_minute() == 500
+    monkeypatch.setenv("TUSHARE_CALLS_PER_MINUTE", "1000")
+    assert tushare_source.rate_per_minute() == 1000
+    monkeypatch.setenv("TUSHARE_CALLS_PER_MINUTE", "fast")
+    with pytest.raises(ValueError, match="TUSHARE_CALLS_PER_MINUTE='fast' is not a whole number"):
+        tushare_source.rate_per_minute()
+
+
+def test_a_dry_run_prints_a_ten_year_backfills_calls_and_time_per_tier_before_fetching(tmp_path, small_api, capsys, monkeypatch):
+    import argparse
+
+    from factor_pipeline.pipeline.backfill_command import dry_run
+    from factor_pipeline.pipeline.resources import PipelineResource
+
+    monkeypatch.setenv("TUSHARE_POINTS", "2000")
+    monkeypatch.delenv("TUSHARE_CALLS_PER_MINUTE")
+    pipeline = PipelineResource(home=str(tmp_path), source="tushare", profile="smoke")
+    assert dry_run(argparse.Namespace(first="2016-01", last="2025-12"), pipeline) == 0
+    out = capsys.readouterr().out
+    print(out)
+    calls = int(out.split("about ")[1].split(" calls")[0].replace(",", ""))
+    assert 7000 < calls < 9500
+    assert f"at 2,000 points (200 calls a minute): at least {calls / 200:.0f} minutes" in out
+    assert f"at 5,000 points (500 calls a minute): at least {calls / 500:.0f} minutes" in out
+    assert small_api.requests == [] and not any(tmp_path.iterdir())  # nothing fetched, nothing written

@@ -8,7 +8,9 @@ empty trading day), it raises a bare ``Exception`` for every answer code and nei
 off, and it pulls requests, lxml, bs4, simplejson, websocket-client and tqdm.
 
 The token travels only in the request body; :class:`Token` hides it from repr, str and logs, and no error
-message quotes a request body.
+message quotes a request body. A long backfill survives the service's bad moments: a gateway's 5xx, a
+timeout, a reset connection and an answer that is not JSON are retried after a growing wait (bounded and
+logged), and a :class:`Throttle` spaces the calls at the account's rate so that the service is not refused.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from typing import Callable
 
 import pandas as pd
 
-DEFAULT_URL = "http://api.tushare.pro"
+DEFAULT_URL = "https://api.tushare.pro"
+# Calls a minute by the account's points (Tushare's points table); below 2,000 points the pipeline's
+# endpoints (adj_factor, index_member_all) are not available at all.
+CALLS_PER_MINUTE_BY_POINTS = ((2000, 200), (5000, 500))
 # Words of the answer's msg, lower-cased; the rate-limit answer also says 权限, so it is tested first.
 RATE_LIMIT_MARKERS = ("每分钟最多访问", "每小时最多访问", "每天最多访问", "访问频率", "rate limit")
 TOKEN_MARKERS = ("token",)
@@ -79,6 +84,43 @@ class TushareMalformedAnswer(TushareError):
     pass
 
 
+class TushareTransientError(TushareServerError):
+    """No usable answer this time (5xx, timeout, reset, not JSON): asked again after a wait."""
+
+
+class TushareNotJson(TushareTransientError, TushareMalformedAnswer):
+    pass
+
+
+def calls_per_minute(points: int) -> int:
+    """The rate of the highest points tier the account reaches."""
+    rates = [rate for floor, rate in CALLS_PER_MINUTE_BY_POINTS if points >= floor]
+    if not rates:
+        raise TusharePermissionError(
+            f"{points} Tushare points: the pipeline's endpoints (adj_factor, index_member_all) need "
+            f"{CALLS_PER_MINUTE_BY_POINTS[0][0]:,} or more"
+        )
+    return rates[-1]
+
+
+class Throttle:
+    """At most ``per_minute`` calls in any minute: each call waits until 60/per_minute s after the previous one."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if not per_minute > 0:
+            raise ValueError(f"calls per minute must be positive, not {per_minute}")
+        self.per_minute, self.interval = per_minute, 60.0 / per_minute
+        self._clock, self._sleep, self._last = clock, sleep, None
+
+    def wait(self) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            self._sleep(self.interval - (now - self._last))
+            now = self._clock()
+        self._last = now
+
+
 def _describe(api_name: str, params: dict) -> str:
     shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
     return f"{api_name}({shown})"
@@ -109,10 +151,11 @@ class TushareClient:
         backoff_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         log: logging.Logger | None = None,
+        throttle: Throttle | None = None,
     ):
         if not isinstance(token, Token):
             raise TypeError("token must be a Token, so that it never prints")
-        self._token, self._sleep = token, sleep
+        self._token, self._sleep, self.throttle = token, sleep, throttle
         self.url, self.timeout, self.retries, self.backoff_s = url, timeout, retries, backoff_s
         self.log = log or logger
         self.calls = 0  # HTTP requests made, for the fetch's accounting
@@ -126,18 +169,22 @@ class TushareClient:
         request = urllib.request.Request(
             self.url, data=body.encode("utf-8"), headers={"Content-Type": "application/json"}, method="POST"
         )
+        if self.throttle is not None:
+            self.throttle.wait()
         self.calls += 1
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                text = response.read().decode("utf-8")
+                text = response.read().decode("utf-8", errors="replace")
         except urllib.error.HTTPError as exc:
-            raise TushareServerError(f"Tushare answered HTTP {exc.code} on {what}") from None
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            raise TushareServerError(f"no answer from Tushare ({self.url}) on {what}: {exc}") from None
+            error = TushareTransientError if exc.code >= 500 or exc.code == 429 else TushareServerError
+            raise error(f"Tushare answered HTTP {exc.code} on {what}") from None
+        except (http.client.HTTPException, OSError) as exc:  # URLError, timeouts and resets are OSErrors
+            raise TushareTransientError(f"no answer from Tushare ({self.url}) on {what}: {exc}") from None
         try:
             answer = json.loads(text)
         except ValueError:
-            raise TushareMalformedAnswer(f"Tushare's answer on {what} is not JSON: {text[:200]!r}") from None
+            # A gateway's HTML error page is answered with status 200 too.
+            raise TushareNotJson(f"Tushare's answer on {what} is not JSON: {text[:200]!r}") from None
         if not isinstance(answer, dict) or "code" not in answer:
             raise TushareMalformedAnswer(f"Tushare's answer on {what} has no 'code': {text[:200]!r}")
         if answer["code"] != 0:
@@ -152,13 +199,12 @@ class TushareClient:
         return data
 
     def call(self, api_name: str, params: dict, fields: str) -> dict:
-        """One request, retried after a wait on the rate-limit answer and on no answer at all."""
+        """One request, retried after a growing wait on the rate-limit answer and on a transient failure."""
         for attempt in range(self.retries + 1):
             try:
                 return self._post(api_name, params, fields)
-            except (TushareRateLimitError, TushareServerError) as exc:
-                transient = isinstance(exc, TushareRateLimitError) or str(exc).startswith("no answer")
-                if not transient or attempt == self.retries:
+            except (TushareRateLimitError, TushareTransientError) as exc:
+                if attempt == self.retries:
                     raise
                 wait = self.backoff_s * (attempt + 1)
                 self.log.warning(f"{exc}; waiting {wait:.0f}s before retry {attempt + 1} of {self.retries}")

@@ -3,9 +3,12 @@
 Each file carries its provenance in the Parquet metadata: endpoint, fields, every request's parameters,
 rows and fetch time, and the trade dates it holds (never the token). A rerun asks only for what is
 missing: the trade dates of the month's ``trade_cal`` up to ``through`` that a day endpoint does not hold
-yet (a day the API answers empty, not yet published, is asked again next time), and the month's snapshots
-of ``stock_basic``, ``index_member_all`` and ``namechange`` when the month gained days since they were
-taken. Every file is replaced atomically, so a fetch killed midway leaves the previous complete files.
+yet (a day the API answers empty, not yet published, is asked again next time). The snapshots of
+``stock_basic``, ``index_member_all`` and ``namechange`` describe the present, whatever the month, so they
+are kept once under ``<raw_dir>/snapshots/`` and taken again once per fetch of many months, when the stored
+days have grown since. Memberships are asked per Shenwan level-1 code, each answer under the per-call cap, so
+that paging (whose order the service does not guarantee) cannot lose or repeat a row. Every file is replaced
+atomically, so a fetch killed midway leaves the previous complete files.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pandas as pd
 
 from factor_pipeline import storage
 from factor_pipeline.market import session_calendar
+from factor_pipeline.market.trading_rules import SW_INDUSTRIES
 from factor_pipeline.market.tushare.client import TushareClient
 
 
@@ -50,12 +54,14 @@ ENDPOINTS = {
     "namechange": Endpoint(("ts_code", "name", "start_date", "end_date", "ann_date", "change_reason"), (), 10000),
 }
 DAY_ENDPOINTS = ("daily", "adj_factor", "daily_basic")
-# Listed, delisted and paused names (no survivorship bias); current and past memberships.
+# Listed, delisted and paused names (no survivorship bias); current and past memberships of each level-1
+# industry (the largest holds some hundreds of names, well under the cap of one call).
 SNAPSHOTS = {
     "stock_basic": ({"list_status": "L"}, {"list_status": "D"}, {"list_status": "P"}),
-    "index_member_all": ({"is_new": "Y"}, {"is_new": "N"}),
+    "index_member_all": tuple({"l1_code": f"{code}.SI", "is_new": new} for code, _, _ in SW_INDUSTRIES for new in ("Y", "N")),
     "namechange": ({},),
 }
+SNAPSHOT_DIR = "snapshots"
 CALENDAR_FILE = "trade_cal.parquet"
 _MONTH_DIR = re.compile(r"^\d{4}-\d{2}$")
 
@@ -157,21 +163,68 @@ def fetch_month(client: TushareClient, raw_dir: Path, month: str, through, log: 
         if name == "daily":
             wanted = sorted(have | set(got))  # the other day endpoints follow the days that have bars
 
-    latest = max(wanted) if wanted else None
+    summary["requests"] = fetcher.requests
+    if fetcher.requests:
+        log.info(f"Tushare {month} through {through.date()}: {fetcher.requests} requests, new days {summary['new_dates']}")
+    return summary
+
+
+def _newest_day(raw_dir: Path) -> str | None:
+    days = [d for m in months_stored(raw_dir) for d in (_stored(raw_dir / m / "daily.parquet")[1].get("dates") or [])]
+    return max(days) if days else None
+
+
+def fetch_snapshots(client: TushareClient, raw_dir: Path, log: logging.Logger | None = None) -> int:
+    """Take the snapshots again when the stored days have grown since they were taken; the requests made."""
+    log = log or client.log
+    latest = _newest_day(Path(raw_dir))
+    fetcher = _Fetcher(client, Path(raw_dir) / SNAPSHOT_DIR, log)
     for name, variants in SNAPSHOTS.items():
-        _, meta = _stored(directory / f"{name}.parquet")
+        _, meta = _stored(fetcher.directory / f"{name}.parquet")
         if latest is None or meta.get("through", "") >= latest:
             continue
         parts, requests = [], []
         for params in variants:
             frame, request = fetcher.ask(name, dict(params))
+            if name == "index_member_all" and request["calls"] > 1:
+                log.warning(f"Tushare index_member_all{params} took {request['calls']} pages: the service does not "
+                            "guarantee their order, so a row may be missing or repeated (repeats are dropped and counted)")
             parts.append(frame)
             requests.append(request)
         fetcher.save(name, pd.concat(parts, ignore_index=True), requests, through=latest)
-    summary["requests"] = fetcher.requests
-    if fetcher.requests:
-        log.info(f"Tushare {month} through {through.date()}: {fetcher.requests} requests, new days {summary['new_dates']}")
-    return summary
+    uncovered = _without_membership(fetcher.directory)
+    if uncovered:
+        shown = ", ".join(uncovered[:20]) + (f" and {len(uncovered) - 20} more" if len(uncovered) > 20 else "")
+        log.warning(f"{len(uncovered)} listed stocks have no Shenwan level-1 membership: {shown}; they are read as "
+                    "unclassified (raw.data_issues)")
+    return fetcher.requests
+
+
+def _without_membership(directory: Path) -> list[str]:
+    """Listed stocks of the stored stock_basic without a row in the stored memberships."""
+    basic, _ = _stored(directory / "stock_basic.parquet")
+    members, _ = _stored(directory / "index_member_all.parquet")
+    if basic is None or members is None:
+        return []
+    listed = basic.loc[basic["list_status"] == "L", "ts_code"]
+    return sorted(set(listed) - set(members["ts_code"]))
+
+
+def fetch_months(client: TushareClient, raw_dir: Path, months: list[str], through, log: logging.Logger | None = None) -> list[dict]:
+    """Each month in order up to ``through``, then the snapshots once (:func:`fetch_snapshots`)."""
+    summaries = [fetch_month(client, raw_dir, month, through, log) for month in months]
+    snapshots = fetch_snapshots(client, raw_dir, log)
+    if summaries:
+        summaries[-1]["snapshot_requests"] = snapshots
+    return summaries
+
+
+def planned_calls(months: list[str], stored: set[str] = frozenset()) -> int:
+    """The requests a fetch of ``months`` makes when none of their days is stored (``stored`` months are skipped):
+    three day endpoints per session and one calendar per month, then the snapshots once, one page each."""
+    sessions = sum(len(session_calendar.month_sessions(m)) for m in months if m not in stored)
+    fresh = sum(1 for m in months if m not in stored)
+    return len(DAY_ENDPOINTS) * sessions + fresh + sum(len(v) for v in SNAPSHOTS.values()) * (fresh > 0)
 
 
 def months_stored(raw_dir: Path) -> list[str]:
@@ -191,20 +244,19 @@ def write_calendar(raw_dir: Path) -> Path:
 
 
 def stored_tables(raw_dir: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """(tables, labels) for exports.convert: day endpoints over every stored month, snapshots of the newest."""
+    """(tables, labels) for exports.convert: day endpoints over every stored month, and the snapshots."""
     raw_dir = Path(raw_dir)
     months = months_stored(raw_dir)
     tables, labels = {}, {}
-    for name in (*DAY_ENDPOINTS, *SNAPSHOTS):
+    for name in DAY_ENDPOINTS:
         paths = [raw_dir / m / f"{name}.parquet" for m in months if (raw_dir / m / f"{name}.parquet").is_file()]
-        if not paths:
-            continue
-        if name in SNAPSHOTS:
-            paths = paths[-1:]
-            labels[name] = str(paths[0])
-        else:
+        if paths:
             labels[name] = f"{raw_dir}/*/{name}.parquet (rows counted across months in order)"
-        tables[name] = pd.concat([storage.read_parquet(p) for p in paths], ignore_index=True)
+            tables[name] = pd.concat([storage.read_parquet(p) for p in paths], ignore_index=True)
+    for name in SNAPSHOTS:
+        path = raw_dir / SNAPSHOT_DIR / f"{name}.parquet"
+        if path.is_file():
+            labels[name], tables[name] = str(path), storage.read_parquet(path)
     missing = [n for n in ("daily", "stock_basic", "index_member_all") if n not in tables]
     if missing:
         raise FileNotFoundError(

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from factor_pipeline.market.input_files import (
-    InputValidationError,
     _Checker,
     _parse_codes,
     _parse_dates,
@@ -113,9 +112,3 @@ def st_on(periods: pd.DataFrame, codes: np.ndarray, dates: np.ndarray) -> np.nda
     ended = found["end_date"].notna() & (found["end_date"].to_numpy() < np.asarray(dates, dtype="datetime64[ns]"))
     return (found["is_st"].fillna(False).astype(bool) & ~ended).to_numpy(dtype=bool)
 
-
-def missing_membership_error(file: str, stock_file: str, row: int, code: str) -> InputValidationError:
-    return InputValidationError(
-        file, "ts_code", None, code,
-        f"{code} (row {row} of {stock_file}) has no Shenwan level-1 membership: its industry is unknown",
-    )

@@ -155,13 +155,90 @@ def small_market() -> tuple[pd.DataFrame, pd.DataFrame, list[tuple]]:
     return daily, stocks, members
 
 
+ADJ_GAP = ("689009.SH", "20240220")  # the untidy market's stock-day without an adj_factor row
+UNCLASSIFIED_CODES = ("920002.BJ", "301999.SZ")
+TWICE = "600000.SH"  # whose membership the untidy market answers twice
+
+
+def planted_issues(twice: str, gap_code: str, unclassified: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """What :func:`untidy` plants, as (table, kind, ts_code): each must be in raw.data_issues once."""
+    return sorted([
+        ("stock_basic", "malformed_code", "T600018.SH"),
+        ("index_member_all", "membership_not_listed", "T00018.SH"),
+        ("index_member_all", "duplicate_row", twice),
+        ("adj_factor", "adj_factor_carried", gap_code),
+        *(("index_member_all", "unclassified", code) for code in unclassified),
+    ])
+
+
+def _continuous_bars(code: str, sessions, first: float, step: int) -> list[dict]:
+    """Bars whose pre_close is the previous close (no corporate action), so that a missing factor can be carried."""
+    rows, pre = [], first
+    for i, day in enumerate(sessions):
+        close = round(pre * (1.01 if (i + step) % 3 else 0.985), 2)
+        rows.append({"ts_code": code, "trade_date": day, "open": pre, "high": round(max(pre, close) + 0.03, 2),
+                     "low": round(min(pre, close) - 0.03, 2), "close": close, "pre_close": pre,
+                     "volume": 800_000.0 + 100.0 * i, "amount": 9_000_000.0 + 125.0 * i, "adj_factor": 1.0,
+                     "float_shares": 2e8 + 625.0 * step, "is_st": False, "industry": "Electronics"})
+        pre = close
+    return rows
+
+
+def untidy_market() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The small market with what the real service answers: (canonical daily, canonical stocks, Tushare tables).
+
+    Beside small_market's four stocks: a STAR CDR (689009.SH) missing its adj_factor on ADJ_GAP, a Beijing
+    stock (920002.BJ) and a new listing (301999.SZ, from 2024-02-20) without any Shenwan membership, and
+    :func:`untidy`'s other plants. The canonical frames are what the tables must read as, set right.
+    """
+    daily, stocks, members = small_market()
+    sessions = session_calendar.sessions_between("2024-01-02", "2024-03-29")
+    extra = _continuous_bars("689009.SH", sessions, 36.5, 1) + _continuous_bars("920002.BJ", sessions, 12.0, 2)
+    extra += _continuous_bars("301999.SZ", sessions[sessions >= pd.Timestamp("2024-02-20")], 25.0, 3)
+    bars = pd.DataFrame(extra)
+    bars.loc[bars["ts_code"] != "689009.SH", "industry"] = "Unclassified"
+    daily = pd.concat([daily, bars], ignore_index=True).sort_values(["trade_date", "ts_code"], kind="stable")
+    stocks = pd.concat([stocks, pd.DataFrame({
+        "ts_code": ["689009.SH", "920002.BJ", "301999.SZ"], "name": ["九号测试", "北交测试", "新股测试"],
+        "industry": ["Electronics", "Unclassified", "Unclassified"],
+        "list_date": pd.to_datetime(["2020-10-29", "2023-01-05", "2024-02-20"]), "delist_date": pd.NaT,
+    })], ignore_index=True).sort_values("ts_code", kind="stable").reset_index(drop=True)
+    daily = daily.reset_index(drop=True)
+    members = members + [("689009.SH", "Electronics", pd.Timestamp("2020-10-29"), None)]
+    return daily, stocks, untidy(exports_from_canonical(daily, stocks, members), TWICE, ADJ_GAP, UNCLASSIFIED_CODES)
+
+
+def untidy(tables: dict[str, pd.DataFrame], twice: str, gap: tuple[str, str], unclassified: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """The tables as the service answers them: ``twice``'s membership repeated, no adj_factor row for ``gap``
+    (ts_code, YYYYMMDD), no membership of the ``unclassified`` codes, a delisted name spelt T600018.SH in
+    stock_basic and T00018.SH in the memberships (:func:`planted_issues`)."""
+    tables = dict(tables)
+    adj = tables["adj_factor"]
+    tables["adj_factor"] = adj[~((adj["ts_code"] == gap[0]) & (adj["trade_date"] == gap[1]))].reset_index(drop=True)
+    basic = tables["stock_basic"]
+    ghost = basic.iloc[[0]].assign(ts_code="T600018.SH", symbol="T60001", name="退市测试", list_status="D",
+                                   list_date="19970101", delist_date="20200101")
+    tables["stock_basic"] = pd.concat([basic, ghost], ignore_index=True)
+    member_rows = tables["index_member_all"]
+    member_rows = member_rows[~member_rows["ts_code"].isin(unclassified)]
+    delisted = member_rows.iloc[[0]].assign(ts_code="T00018.SH", name="退市测试", l1_code=SW_CODE["Transportation"],
+                                            l1_name=CHINESE["Transportation"], in_date="20140221", out_date="20200101",
+                                            is_new="N")
+    repeated = member_rows[member_rows["ts_code"] == twice].iloc[[0]]
+    tables["index_member_all"] = pd.concat([member_rows, delisted, repeated], ignore_index=True)
+    return tables
+
+
 class FakeTushare:
     """Tushare Pro on 127.0.0.1: answers {code, msg, data: {fields, items, has_more}} from ``tables``.
 
     Knobs: ``caps`` (per-call row cap by endpoint), ``denied`` (endpoints without permission),
     ``rate_limited`` (endpoint -> rate-limit answers to give before succeeding), ``unpublished`` (daily
     trade dates answered empty), ``drop_from`` (from this request number on, drop the connection unanswered).
-    ``requests`` records (api_name, params) of every request.
+    As the service is untidy: ``faults`` (request number -> (HTTP status, body) answered once instead, a
+    gateway's 502 or its HTML page), ``shuffled`` (endpoints whose rows come in a new order on every call, as
+    the service guarantees none, so that offset pages may lose or repeat rows). ``requests`` records
+    (api_name, params) of every request, ``answered`` those answered with data.
     """
 
     def __init__(self, tables: dict[str, pd.DataFrame], token: str = TOKEN):
@@ -172,6 +249,9 @@ class FakeTushare:
         self.unpublished: set[str] = set()
         self.drop_from: int | None = None
         self.broken: tuple[int, bytes] | None = None  # (HTTP status, body) answered to every request
+        self.faults: dict[int, tuple[int, bytes]] = {}
+        self.shuffled: set[str] = set()
+        self.answered: list[tuple[str, dict]] = []
         self.requests: list[tuple[str, dict]] = []
         self.bodies: list[bytes] = []
         self._lock = threading.Lock()
@@ -191,13 +271,22 @@ class FakeTushare:
                     request = json.loads(body)
                     owner.requests.append((request["api_name"], dict(request.get("params") or {})))
                     number = len(owner.requests)
+                if self.path.rstrip("/") not in ("", f"/{request['api_name']}"):  # the root, or the official client's
+                    self.send_error(404)
+                    return
                 if owner.drop_from is not None and number >= owner.drop_from:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
-                status, data = owner.broken or (200, json.dumps(owner.answer(request), ensure_ascii=False).encode())
+                fault = owner.faults.pop(number, None) or owner.broken
+                if fault is None:
+                    answer = owner.answer(request, number)
+                    if answer["code"] == 0:
+                        with owner._lock:
+                            owner.answered.append((request["api_name"], dict(request.get("params") or {})))
+                status, data = fault or (200, json.dumps(answer, ensure_ascii=False).encode())
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/json" if data[:1] == b"{" else "text/html")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -214,7 +303,7 @@ class FakeTushare:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def answer(self, request: dict) -> dict:
+    def answer(self, request: dict, number: int = 0) -> dict:
         name, params = request["api_name"], dict(request.get("params") or {})
         if request.get("token") != self.token:
             return {"code": 40101, "msg": BAD_TOKEN_MSG, "data": None}
@@ -237,6 +326,10 @@ class FakeTushare:
             rows = rows[rows["list_status"] == params.get("list_status", "L")]
         if name == "index_member_all":
             rows = rows[rows["is_new"] == params.get("is_new", "Y")]
+            if "l1_code" in params:
+                rows = rows[rows["l1_code"] == params["l1_code"]]
+        if name in self.shuffled:
+            rows = rows.sample(frac=1.0, random_state=number)
         offset = int(params.get("offset", 0))
         limit = min(int(params.get("limit", 10**9)), self.caps.get(name, 10**9))
         page = rows.iloc[offset: offset + limit].reindex(columns=fields)

@@ -15,9 +15,14 @@ from factor_pipeline.market.tushare import fetch
 from factor_pipeline.market.tushare.client import Token, TushareClient, TushareServerError
 from factor_pipeline_tests.market.tushare.fake_api import (
     TOKEN,
+    ADJ_GAP,
+    TWICE,
+    UNCLASSIFIED_CODES,
     FakeTushare,
     exports_from_canonical,
     small_market,
+    planted_issues,
+    untidy_market,
     write_canonical,
     write_tables,
 )
@@ -47,8 +52,7 @@ def client(api, retries=1):
 
 
 def fetch_all(api, raw, months=MONTHS, through=END):
-    made = client(api)
-    return [fetch.fetch_month(made, raw, m, through) for m in months]
+    return fetch.fetch_months(client(api), raw, list(months), through)
 
 
 def day_requests(api, name):
@@ -67,9 +71,9 @@ def test_each_month_is_stored_as_answered_with_provenance(tmp_path, api, tables)
     assert {tuple(r["params"]) for r in provenance["requests"]} == {("trade_date",)}
     assert all(r["calls"] == 1 for r in provenance["requests"])
     assert all(r["fetched_at"] and r["rows"] > 0 for r in provenance["requests"])
-    basic = storage.read_provenance(raw / "2024-02" / "stock_basic.parquet")
+    basic = storage.read_provenance(raw / "snapshots" / "stock_basic.parquet")
     assert [r["params"]["list_status"] for r in basic["requests"]] == ["L", "D", "P"]
-    assert storage.read_parquet(raw / "2024-02" / "stock_basic.parquet")["list_status"].tolist().count("D") == 1
+    assert storage.read_parquet(raw / "snapshots" / "stock_basic.parquet")["list_status"].tolist().count("D") == 1
     # One request per trade date and day endpoint, plus the calendar and the snapshots.
     sessions = tables["trade_cal"].query("is_open == 1 and cal_date.str.startswith('202402')", engine="python")
     per_month = [r for r in api.requests if r[0] == "daily" and r[1]["trade_date"].startswith("202402")]
@@ -105,7 +109,7 @@ def test_a_day_not_yet_published_is_asked_again(tmp_path, api, caplog):
     assert {d for _, d in asked if d} == {"20240329"}
     assert summary["new_dates"]["daily"] == ["20240329"]
     # The snapshots are taken again, as of the new day.
-    assert storage.read_provenance(raw / "2024-03" / "namechange.parquet")["through"] == "20240329"
+    assert storage.read_provenance(raw / "snapshots" / "namechange.parquet")["through"] == "20240329"
 
 
 def test_only_days_up_to_through_are_fetched(tmp_path, api):
@@ -155,3 +159,59 @@ def test_canonical_files_exports_and_the_api_give_the_same_months(tmp_path, api,
             pd.testing.assert_frame_equal(first.stocks, other.stocks, check_exact=True)
     assert TOKEN.encode() not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert all(TOKEN.encode() in body for body in api.bodies)  # it did travel, in the request body only
+
+
+def test_snapshots_are_taken_once_for_many_months(tmp_path, api):
+    fetch_all(api, tmp_path / "tushare")
+    asked = [n for n, _ in api.requests]
+    assert asked.count("stock_basic") == 3 and asked.count("namechange") == 1
+    assert asked.count("index_member_all") == len(fetch.SNAPSHOTS["index_member_all"]) == 62
+    assert not any((tmp_path / "tushare" / m / "stock_basic.parquet").exists() for m in MONTHS)
+
+
+def test_memberships_asked_per_level1_code_survive_an_answer_order_that_changes(tmp_path, api, tables):
+    api.shuffled.add("index_member_all")
+    fetch_all(api, tmp_path / "tushare")
+    asked = [p for n, p in api.requests if n == "index_member_all"]
+    assert all(set(p) == {"l1_code", "is_new", "limit", "offset"} and p["offset"] == 0 for p in asked)  # one page each
+    stored = storage.read_parquet(tmp_path / "tushare" / "snapshots" / "index_member_all.parquet")
+    key = ["ts_code", "l1_code", "in_date"]
+    expected = tables["index_member_all"]
+    assert sorted(map(tuple, stored[key].to_numpy())) == sorted(map(tuple, expected[key].to_numpy()))
+
+
+def test_a_listed_stock_without_membership_is_named_when_fetched(tmp_path, tables, caplog):
+    members = tables["index_member_all"]
+    with FakeTushare({**tables, "index_member_all": members[members["ts_code"] != "300001.SZ"]}) as server:
+        with caplog.at_level(logging.WARNING, logger="factor_pipeline.tushare"):
+            fetch_all(server, tmp_path / "tushare")
+    assert any("1 listed stocks have no Shenwan level-1 membership: 300001.SZ" in r.message for r in caplog.records)
+
+
+def test_the_untidy_service_backfills_with_every_irregularity_listed_once(tmp_path):
+    daily, stocks, tables = untidy_market()
+    raw = tmp_path / "tushare"
+    with FakeTushare(tables) as server:
+        server.shuffled.add("index_member_all")
+        server.faults = {5: (502, b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
+                         40: (200, b"<!DOCTYPE html><html><body>\xe7\xb3\xbb\xe7\xbb\x9f\xe7\xbb\xb4\xe6\x8a\xa4</body></html>")}
+        fetch.fetch_months(client(server, retries=3), raw, list(MONTHS), END)
+        assert not server.faults  # both were answered, mid-backfill
+        # Each request was answered with data exactly once: none lost, none asked again after its success.
+        keys = [(n, tuple(sorted(p.items()))) for n, p in server.answered]
+        assert len(keys) == len(set(keys)) == len(server.requests) - 2
+        assert set(keys) == {(n, tuple(sorted(p.items()))) for n, p in server.requests}
+    cfg = profile_config("smoke")
+    cache = load_source("tushare", cfg, tmp_path / "c", calendar_source.resolve("tushare", str(raw / fetch.CALENDAR_FILE)),
+                        tushare_dir=raw)
+    canonical = load_source(str(write_canonical(tmp_path / "canonical", daily, stocks)), cfg, tmp_path / "c2")
+    issues = []
+    for month in MONTHS:
+        got, want = read_month(cache, month), read_month(canonical, month)
+        pd.testing.assert_frame_equal(got.daily, want.daily, check_exact=True)
+        pd.testing.assert_frame_equal(got.stocks, want.stocks, check_exact=True)
+        issues.append(got.issues)
+    issues = pd.concat(issues).drop_duplicates()  # a snapshot's issues (month None) come with every month
+    issues = [(source.rsplit("/", 1)[-1].split(".")[0], kind, code)
+              for source, kind, code in issues[["source", "kind", "ts_code"]].itertuples(index=False)]
+    assert sorted(issues) == planted_issues(TWICE, ADJ_GAP[0], UNCLASSIFIED_CODES)
