@@ -20,7 +20,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 # Options a benchmark takes to write its own tables into the run's directory.
 OUT_OPTIONS = {"bench_training_suite": lambda run_dir: ["--out", str(run_dir / "suite")]}
-ORDER = ["bench_market", "bench_features", "bench_model", "bench_step", "bench_pipeline", "bench_training_suite", "bench_gpu"]
+ORDER = ["bench_market", "bench_features", "bench_model", "bench_step", "bench_pipeline", "bench_evaluation", "bench_training_suite", "bench_gpu"]
 # Run only when named (`python bench/run_all.py bench_quality`): together they take ~35 minutes, and the
 # hour that `make bench` has goes to the training suite, which measures the GAN modes and the factor on
 # the same pure functions over more months and options.

@@ -39,6 +39,12 @@ PRECISIONS = get_args(Precision)
 # runs. They stay in the configuration's dict, so fingerprints, and the ids and bytes of stored artefacts, are
 # those of the runs before they left.
 RETIRED_MODEL_FIELDS = {"inputs": "window", "window_steps": 0, "linear_skip": False, "side_at": "gru", "refit": False}
+# The flat cost per unit of two-sided turnover, replaced by EvaluationConfig's A-share cost model; kept in the
+# dict for the same reason.
+RETIRED_FACTOR_FIELDS = {"cost_per_turnover": 0.003}
+# The index codes a benchmark may name: CSI 300, CSI 500 and CSI 1000, which the embedded market builds from its
+# own float caps (evaluation/benchmarks.py).
+KNOWN_INDICES = ("000300.SH", "000905.SH", "000852.SH")
 
 
 class ConfigError(ValueError):
@@ -157,8 +163,16 @@ class FactorConfig:
     n_groups: int = 10
     industry_min_stocks: int = 10
     industry_top_fraction: float = 0.2
-    cost_per_turnover: float = 0.003
     gan_off_baseline: bool = True  # also train the GAN-off GRU so the report shows the ablation
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How the report judges the factor beyond the seed's table: costs (docs/market.md) and benchmarks."""
+
+    commission: float = 0.00025  # each side, as a fraction of the value traded; no minimum per order
+    slippage: float = 0.0005  # each side: half the spread plus impact, as a fraction of the value traded
+    indices: tuple[str, ...] = KNOWN_INDICES  # benchmarks and pools, by index code
 
 
 @dataclass(frozen=True)
@@ -169,6 +183,7 @@ class Config:
     gan: GanConfig = field(default_factory=GanConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     factor: FactorConfig = field(default_factory=FactorConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def __post_init__(self):
         validate(self)
@@ -186,6 +201,9 @@ class Config:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["model"] = {**RETIRED_MODEL_FIELDS, **data["model"]}
+        data["factor"] = {**data["factor"], **RETIRED_FACTOR_FIELDS}
+        # The evaluation section only reads stored tables: left out so that no artefact's id or bytes depend on it.
+        del data["evaluation"]
         return data
 
     def fingerprint(self, *sections: str) -> str:
@@ -303,7 +321,7 @@ def check_choices(section_name: str, section) -> None:
 def validate(cfg: Config) -> None:
     """Reject values out of range with a message that names the field."""
     _require(cfg.profile in PROFILES, f"profile {cfg.profile!r} is not one of {PROFILES}")
-    for name in ("market", "samples", "gan", "model", "factor"):
+    for name in ("market", "samples", "gan", "model", "factor", "evaluation"):
         check_choices(name, getattr(cfg, name))
     _require(cfg.market.n_stocks >= 20, f"market.n_stocks={cfg.market.n_stocks} must be at least 20")
     _require(cfg.samples.seq_len >= 2, f"samples.seq_len={cfg.samples.seq_len} must be at least 2")
@@ -343,3 +361,8 @@ def validate(cfg: Config) -> None:
     _require(cfg.model.num_threads >= 0, "model.num_threads must be 0 (all cores) or more")
     _require(cfg.factor.n_groups >= 2, f"factor.n_groups={cfg.factor.n_groups} must be at least 2")
     _require(0 < cfg.factor.industry_top_fraction <= 1, "factor.industry_top_fraction must be in (0, 1]")
+    for name in ("commission", "slippage"):
+        value = getattr(cfg.evaluation, name)
+        _require(value >= 0, f"evaluation.{name}={value} is a cost: it must be 0 or more")
+    unknown = [code for code in cfg.evaluation.indices if code not in KNOWN_INDICES]
+    _require(not unknown, f"evaluation.indices: unknown index code(s) {unknown}; known: {', '.join(KNOWN_INDICES)}")

@@ -40,6 +40,12 @@ VIEW_DATASETS = {
     "eval_portfolio": "eval/portfolio",
     "eval_industry_ic": "eval/industry_ic",
     "eval_industry_long_excess": "eval/industry_long_excess",
+    "eval_group_returns": "eval/group_returns",
+    "eval_long_short": "eval/long_short",
+    "eval_style_exposure": "eval/style_exposure",
+    "eval_factor_profile": "eval/factor_profile",
+    "eval_index_pools": "eval/index_pools",
+    "eval_ic_decay": "eval/ic_decay",
 }
 
 # Model months are JSON pointers; every other dataset is Parquet.

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from factor_pipeline.config import FactorConfig
+from factor_pipeline.config import EvaluationConfig, FactorConfig
+from factor_pipeline.evaluation.costs import net_returns
 from factor_pipeline.evaluation.portfolio import (
     annualised_return,
     annualised_volatility,
@@ -48,6 +49,7 @@ from factor_pipeline.evaluation.portfolio import (
     top_fraction_size,
     top_group,
 )
+from factor_pipeline.market import session_calendar
 from factor_pipeline.market.trading_rules import EXCLUDED_FROM_ATTRIBUTION, NOT_ATTRIBUTED
 from factor_pipeline.stats import pearson
 
@@ -279,7 +281,7 @@ def summarize(
     industry_ic: pd.DataFrame,
     industry_excess: pd.DataFrame,
     oracle: pd.DataFrame | None = None,
-    cost_per_turnover: float = 0.003,
+    costs: EvaluationConfig | None = None,
     *,
     include_partial_ic: bool = True,
 ) -> dict:
@@ -302,8 +304,8 @@ def summarize(
 
     Windows: "one year" is the 12 calendar months ending at the latest month; NaN values (months
     whose IC is undefined) are skipped in every mean. ``max_drawdown`` is a positive fraction.
-    Net of cost: r_p(m) - cost_per_turnover * 2 * turnover(m) (two-sided); the first month, whose
-    turnover is NaN, is charged the purchase from cash (one-sided 0.5, two-sided 1).
+    Net of cost: r_p(m) less the month's A-share trading cost under ``costs`` (evaluation/costs.py; the
+    defaults when None); the first month, whose turnover is NaN, buys the portfolio from cash.
     """
     ic = _sorted_by_month(ic.copy())
     ic["month"] = ic["month"].astype(str)
@@ -346,10 +348,7 @@ def summarize(
     bench = done.set_index("month")["benchmark_return"].astype("float64")
     annual = annualised_return(long)
     vol = annualised_volatility(long)
-    two_sided = 2.0 * portfolio.set_index("month")["turnover"].astype("float64")
-    if len(two_sided) and pd.isna(two_sided.iloc[0]):
-        two_sided.iloc[0] = 1.0  # the first month buys the whole portfolio from cash
-    net = long - cost_per_turnover * two_sided.reindex(long.index).fillna(0.0)
+    net = net_long_returns(portfolio, costs or EvaluationConfig()).reindex(long.index)
     summary.update(
         {
             "n_return_months": int(long.notna().sum()),
@@ -363,7 +362,7 @@ def summarize(
             "excess_ir": arithmetic_ir(excess),
             "excess_max_drawdown": max_drawdown(excess),
             "benchmark_annual_return": annualised_return(bench),
-            "cost_per_turnover": float(cost_per_turnover),
+            "costs": {"commission": (costs or EvaluationConfig()).commission, "slippage": (costs or EvaluationConfig()).slippage},
             "net_annual_return": annualised_return(net),
         }
     )
@@ -397,3 +396,19 @@ def summarize(
         summary["oracle_ic_mean"] = oracle_mean
         summary["efficiency"] = ratio_or_nan(_mean(joined["ic"]), oracle_mean)
     return summary
+
+
+def net_long_returns(portfolio: pd.DataFrame, costs: EvaluationConfig) -> pd.Series:
+    """The top group's monthly return less its trading cost (evaluation/costs.py), indexed by month; the first
+    month, whose turnover is NaN, buys the group from cash."""
+    frame = portfolio.sort_values("month", kind="mergesort")
+    months = frame["month"].astype(str)
+    frame = pd.DataFrame(
+        {
+            "mean_return": frame["long_return"].to_numpy(dtype="float64"),
+            "turnover": frame["turnover"].to_numpy(dtype="float64"),
+            "rebalance_date": [session_calendar.rebalance_date(m) for m in months],
+        },
+        index=months.to_numpy(),
+    )
+    return net_returns(frame, costs)

@@ -8,15 +8,29 @@ supplies the report's latest IC, and is kept out of the return statistics until 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from factor_pipeline.config import Config, departures_from_seed
-from factor_pipeline.evaluation import factor_table, metrics
+from factor_pipeline.evaluation import benchmarks, decay, factor_table, groups, ic_stats, metrics, style
+from factor_pipeline.evaluation import summaries as report_summaries
 from factor_pipeline.evaluation.report.data_quality import data_quality_html, data_quality_markdown
-from factor_pipeline.evaluation.report.plots import plot_ic, plot_industry_ic, plot_nav
-from factor_pipeline.evaluation.report.render import render_html, render_markdown
-from factor_pipeline.evaluation.report.tables import format_table
+from factor_pipeline.evaluation.report.plots import (
+    plot_group_means,
+    plot_group_value,
+    plot_ic,
+    plot_ic_decay,
+    plot_ic_heatmap,
+    plot_ic_histogram,
+    plot_industry_ic,
+    plot_nav,
+    plot_style_exposure,
+)
+from factor_pipeline.evaluation.report.render import render_html, render_markdown, render_markdown_section
+from factor_pipeline.evaluation.report.sections import build_sections
+from factor_pipeline.evaluation.report.tables import cost_text, format_table
 from factor_pipeline.market import session_calendar
 from factor_pipeline.storage import Layout, StorageError, read_json, read_months, write_bytes, write_json, write_parquet
 
@@ -36,6 +50,9 @@ def score_and_store(layout: Layout, month: str, cfg: Config) -> tuple[pd.DataFra
 
 
 EVAL_TABLES = ("ic", "portfolio", "industry_ic", "industry_long_excess", "baselines", "holdings")
+# Written beside the seed's tables: every group, the spread, styles, the factor's profile and the index pools by
+# the evaluation; the decay by the report, which is the first step that has every earlier month's factor.
+EXTENDED_TABLES = ("group_returns", "long_short", "style_exposure", "factor_profile", "index_pools", "ic_decay")
 BASELINE_COLUMNS = {"reversal_20d": "20-day reversal", "pret_gan_off": "GRU, GAN off"}
 
 
@@ -131,6 +148,8 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
                                                    "long_return", "benchmark_return", "excess_return", "turnover", "truth_corr"]),
                   layout.partition("eval/baselines", month), stamp)
     write_parquet(pd.concat(holdings, ignore_index=True), layout.partition("eval/holdings", month), stamp)
+    for name, frame in _extended_tables(layout, month, table, returns, base, cfg).items():
+        write_parquet(frame, layout.partition(f"eval/{name}", month), stamp)
     log(f"{month}: IC {main.ic:.4f}, rank IC {main.rank_ic:.4f}, oracle IC {oracle_ic:.4f}, returns as of {end.date()}")
     return {
         "ic": float(main.ic),
@@ -145,10 +164,82 @@ def evaluate_and_store(layout: Layout, month: str, cfg: Config, log=print) -> di
     }
 
 
+def _existing_months(layout: Layout, dataset: str, months: list[str]) -> list[str]:
+    return [m for m in months if layout.partition(dataset, m).exists()]
+
+
+def _beta_on_rebalance(layout: Layout, month: str) -> pd.Series:
+    samples = read_months(layout, "samples", [month])
+    on_date = samples[samples["trade_date"] == session_calendar.rebalance_date(month)]
+    return on_date.set_index("ts_code")["market_beta"]
+
+
+def _style_bars(layout: Layout, month: str) -> pd.DataFrame:
+    wanted = [session_calendar.shift_month(month, -style.MOMENTUM_MONTHS[0])] + session_calendar.months_back(month, 1)
+    return read_months(layout, "raw_bars/daily", _existing_months(layout, "raw_bars/daily", wanted))
+
+
+def _extended_tables(
+    layout: Layout, month: str, table: pd.DataFrame, returns: pd.Series, base: dict, cfg: Config
+) -> dict[str, pd.DataFrame]:
+    """Every group, the long-short spread, style exposure, the factor's profile and the index pools of the month,
+    for pRet and each baseline."""
+    previous_month = session_calendar.shift_month(month, -1)
+    previous = read_months(layout, "factor", [previous_month]) if layout.partition("factor", previous_month).exists() else None
+    styles = style.style_frame(table, _beta_on_rebalance(layout, month), _style_bars(layout, month), month)
+    if layout.partition("raw_bars/index_weight", month).exists():
+        weights = read_months(layout, "raw_bars/index_weight", [month])
+        masks, log_weights = benchmarks.published_pools(table, weights, cfg.evaluation.indices)
+    else:
+        masks = benchmarks.pools(table, cfg.evaluation.indices)
+        log_weights = {code: table["log_float_mcap"].to_numpy(dtype="float64") for code in masks}
+    rebalance = session_calendar.rebalance_date(month)
+    group_frames, style_frames, profiles, index_rows = [], [], [], []
+    for column in ("pret", *BASELINE_COLUMNS):
+        if column not in table:
+            continue
+        panel = _panel(table, column, returns)
+        members = groups.group_members(panel, cfg.factor.n_groups)
+        before = None
+        if previous is not None and column in previous:
+            before = groups.group_members(_panel(previous, column, None), cfg.factor.n_groups)
+        by_group = groups.group_returns(panel, members, before, cfg.factor.n_groups)
+        group_frames.append(by_group.assign(factor=column))
+        style_frames.append(style.style_rows(month, column, panel["factor"], styles))
+        neutral = style.neutral_ics(panel["factor"], table["industry"], styles, panel["fwd_return"])
+        profiles.append({"factor": column, "rank_autocorr": decay.rank_autocorrelation(table, previous, column), **neutral})
+        own_long = float(by_group["mean_return"].iloc[-1])  # the top group: the factor's long portfolio
+        index_rows += benchmarks.index_rows(month, column, panel, log_weights, own_long, masks, cfg.factor.n_groups)
+    extra = {"rebalance_date": rebalance, **base}
+    group_table = pd.concat(group_frames, ignore_index=True).assign(**extra)
+    group_table = group_table[["month", "factor", *groups.GROUP_COLUMNS, "rebalance_date", "as_of", "complete"]]
+    return {
+        "group_returns": group_table,
+        "long_short": groups.long_short(group_table).assign(as_of=base["as_of"], complete=base["complete"]),
+        "style_exposure": pd.concat(style_frames, ignore_index=True),
+        "factor_profile": pd.DataFrame(profiles).assign(month=month, as_of=base["as_of"], complete=base["complete"]),
+        "index_pools": pd.DataFrame(index_rows, columns=benchmarks.INDEX_COLUMNS).assign(complete=base["complete"]),
+    }
+
+
+def write_decay(layout: Layout, month: str) -> pd.DataFrame:
+    """The decay rows that close within month m's holding period, from every evaluated month's factor (decay.py)."""
+    evaluated = set(layout.months_present("eval/ic"))
+    history = session_calendar.months_back(month, decay.HISTORY_MONTHS, first=layout.first_month)
+    sources = [k for k in history if k in evaluated]
+    tables = {k: read_months(layout, "factor", [k]) for k in sources}
+    bars = read_months(layout, "raw_bars/daily", _existing_months(layout, "raw_bars/daily", session_calendar.months_back(
+        month, decay.HISTORY_MONTHS, forward=1)))
+    start, end, _ = holding_period(bars, month)
+    rows = decay.decay_rows(tables, bars, month, (start, end), ["pret", *BASELINE_COLUMNS])
+    write_parquet(rows, layout.partition("eval/ic_decay", month), layout.stamp("eval", month))
+    return rows
+
+
 def read_evaluations(layout: Layout, through: str) -> dict[str, pd.DataFrame]:
     """Every stored evaluation table, for the months up to ``through``."""
     out = {}
-    for name in EVAL_TABLES:
+    for name in EVAL_TABLES + EXTENDED_TABLES:
         months = [m for m in layout.months_present(f"eval/{name}") if m <= through]
         out[name] = read_months(layout, f"eval/{name}", months) if months else pd.DataFrame()
     if out["ic"].empty:
@@ -160,7 +251,7 @@ def summaries(tables: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, dict[
     ic, portfolio = tables["ic"], tables["portfolio"]
     oracle = ic[["month", "oracle_ic"]] if ic["oracle_ic"].notna().any() else None
     summary = metrics.summarize(
-        ic, portfolio, tables["industry_ic"], tables["industry_long_excess"], oracle, cfg.factor.cost_per_turnover
+        ic, portfolio, tables["industry_ic"], tables["industry_long_excess"], oracle, cfg.evaluation
     )
     baselines = {}
     if not tables["baselines"].empty:
@@ -174,7 +265,7 @@ def summaries(tables: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, dict[
                 pd.DataFrame(columns=["month", "industry", "ic", "n_stocks"]),
                 pd.DataFrame(columns=["month", "industry", "excess_return", "n_long"]),
                 oracle,
-                cfg.factor.cost_per_turnover,
+                cfg.evaluation,
             )
             if summary["truth_corr"] and baselines[label]["truth_corr"]:
                 # How docs/metrics.md compares two factors: the paired monthly difference, pRet minus this one.
@@ -184,21 +275,81 @@ def summaries(tables: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, dict[
     return summary, baselines
 
 
-def write_report(layout: Layout, month: str, cfg: Config) -> dict:
-    tables = read_evaluations(layout, month)
-    summary, baselines = summaries(tables, cfg)
-    summary["departures_from_seed"] = departures_from_seed(cfg)
-    images = {
+def _stock_names(layout: Layout, month: str) -> pd.Series:
+    stocks = read_months(layout, "raw_bars/stocks", [month])
+    return stocks.drop_duplicates("ts_code", keep="last").set_index("ts_code")["name"]
+
+
+def _index_note(layout: Layout, month: str, embedded: bool) -> str:
+    if layout.partition("raw_bars/index_weight", month).exists():
+        return ("Each index's constituents and weights as the source published them on or before the rebalance "
+                "date; the index return is their weighted return. The headline benchmark stays the equal-weight "
+                "universe.")
+    if embedded:
+        return ("The embedded market's CSI 300, CSI 500 and CSI 1000, built from its own float caps on each "
+                "rebalance date (the largest 6%, the next 10%, the next 20% of the universe), each weighted by float cap.")
+    return ("This source has no index data: the headline benchmark is the equal-weight universe, and the pools "
+            "below approximate the indices by their rule from float caps (the largest 6%, the next 10%, the next "
+            "20% of the universe), each weighted by float cap.")
+
+
+def report_data(layout: Layout, tables: dict[str, pd.DataFrame], month: str, cfg: Config) -> dict:
+    """Everything the report's sections show beyond the seed's table (summaries.py), by factor label."""
+    factors = report_summaries.factors_present(tables)
+    labels = {f: report_summaries.FACTOR_LABELS[f] for f in factors}
+    latest = str(tables["ic"]["month"].astype(str).max())
+    embedded = bool(tables["ic"]["oracle_ic"].notna().any())  # only the embedded market knows its truth
+    return {
+        "factors": factors,
+        "labels": labels,
+        "n_groups": cfg.factor.n_groups,
+        "groups": {labels[f]: report_summaries.group_summary(tables["group_returns"], f, cfg.evaluation) for f in factors},
+        "long_short": {labels[f]: report_summaries.long_short_summary(tables["long_short"], f) for f in factors},
+        "ic_stats": {labels[f]: report_summaries.ic_summary(tables, f) for f in factors},
+        "yearly": ic_stats.yearly_table(tables["ic"], tables["portfolio"]),
+        "decay": {labels[f]: report_summaries.decay_summary(tables["ic_decay"], f) for f in factors},
+        "style": report_summaries.style_summary(tables["style_exposure"], tables["factor_profile"]),
+        "cost_text": cost_text(dataclasses.asdict(cfg.evaluation)),
+        "indices": {labels[f]: report_summaries.index_summary(tables["index_pools"], f) for f in factors},
+        "index_note": _index_note(layout, latest, embedded),
+        "holdings": report_summaries.holdings_summary(
+            tables["holdings"], read_months(layout, "factor", [latest]), _stock_names(layout, latest), latest
+        ),
+    }
+
+
+def report_images(tables: dict[str, pd.DataFrame], data: dict) -> dict[str, bytes]:
+    pret = data["labels"]["pret"]
+    return {
         "ic": plot_ic(tables["ic"]),
         "nav": plot_nav(tables["portfolio"]),
         "industry_ic": plot_industry_ic(tables["industry_ic"]),
+        "group_means": plot_group_means({label: s["table"] for label, s in data["groups"].items()}),
+        "group_value": plot_group_value(data["groups"][pret]["gross"], data["groups"][pret]["net"],
+                                        f"Value of every group, {pret}"),
+        "ic_histogram": plot_ic_histogram(tables["ic"]),
+        "ic_heatmap": plot_ic_heatmap(tables["ic"]),
+        "ic_decay": plot_ic_decay(data["decay"]),
+        "style_exposure": plot_style_exposure(
+            data["style"]["exposure"].rename(columns=data["labels"]).reindex(columns=list(data["labels"].values()))
+        ),
     }
+
+
+def write_report(layout: Layout, month: str, cfg: Config) -> dict:
+    write_decay(layout, month)
+    tables = read_evaluations(layout, month)
+    summary, baselines = summaries(tables, cfg)
+    summary["departures_from_seed"] = departures_from_seed(cfg)
+    data = report_data(layout, tables, month, cfg)
+    images = report_images(tables, data)
+    sections = build_sections(data)
     directory = layout.reports / month
     for name, png in images.items():
         write_bytes(png, directory / f"{name}.png")
     table = format_table(summary, baselines)
-    markdown = render_markdown(summary, baselines, {name: f"{name}.png" for name in images})
-    page = render_html(summary, baselines, images)
+    markdown = render_markdown(summary, baselines, {name: f"{name}.png" for name in images}, sections=sections)
+    page = render_html(summary, baselines, images, sections=sections)
     issue_months = [m for m in layout.months_present("raw_bars/issues") if m <= month]
     if issue_months:  # a source whose reader sets irregular rows right (Tushare): what it set right, appended
         issues = read_months(layout, "raw_bars/issues", issue_months)
@@ -209,7 +360,18 @@ def write_report(layout: Layout, month: str, cfg: Config) -> dict:
     write_bytes(page.encode(), directory / "report.html")
     write_json({"month": month, "summary": summary, "baselines": baselines}, directory / "summary.json")
     write_json({"month": month}, layout.reports / "latest.json")
-    return {"markdown": directory / "report.md", "html": directory / "report.html", "table": table, "images": images}
+    return {"markdown": directory / "report.md", "html": directory / "report.html", "table": table, "images": images,
+            "headlines": headline_tables(data)}
+
+
+def headline_tables(data: dict) -> dict[str, str]:
+    """The headline tables as Markdown, for the Dagster UI."""
+    wanted = {"Every group", "Long-short spread (diagnostic)", "IC statistics", "IC decay", "Style exposure"}
+    out = {}
+    for section in build_sections(data):
+        if section.title in wanted:
+            out[section.title] = render_markdown_section(section)
+    return out
 
 
 def latest_report_table(layout: Layout) -> str:

@@ -43,7 +43,11 @@ TRUTH_COLUMNS = ("month", "ts_code", "expected_return")
 # An irregular row the reader set right instead of failing (docs/your_own_data.md lists the kinds).
 ISSUE_COLUMNS = ("month", "source", "kind", "ts_code", "detail")
 # Columns read as text from CSV, so that codes keep their leading zeros and dates are parsed here.
-_TEXT_COLUMNS = ("ts_code", "trade_date", "name", "industry", "list_date", "delist_date", "is_st", "month")
+_TEXT_COLUMNS = (
+    "ts_code", "trade_date", "name", "industry", "list_date", "delist_date", "is_st", "month", "index_code", "con_code",
+)
+INDEX_WEIGHT_COLUMNS = ("index_code", "con_code", "trade_date", "weight")
+INDEX_CODE_RE = re.compile(r"^\d{6}\.(SH|SZ|CSI)$")
 
 
 _CODE_RE = re.compile(r"^\d{6}\.(SH|SZ|BJ)$")
@@ -97,6 +101,7 @@ class MarketFrames:
     stocks: pd.DataFrame
     truth: pd.DataFrame | None
     issues: pd.DataFrame | None = None  # ISSUE_COLUMNS; None where the source cannot have any
+    index_weight: pd.DataFrame | None = None  # index constituents and weights, when the source has them
 
 
 def empty_issues() -> pd.DataFrame:
@@ -210,14 +215,14 @@ def _missing_problem(chk: _Checker, pos: int, column: str) -> str:
     return problem
 
 
-def _parse_codes(chk: _Checker, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _parse_codes(chk: _Checker, series: pd.Series, column: str = "ts_code") -> tuple[np.ndarray, np.ndarray]:
     """Normalised codes per row (object array) and the factorised (codes, uniques) of them."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    chk.check("ts_code", codes < 0, lambda p: (None, _missing_problem(chk, p, "ts_code")))
+    chk.check(column, codes < 0, lambda p: (None, _missing_problem(chk, p, column)))
     normalised = np.array([_show_raw(u).upper() for u in uniques], dtype=object)
     bad_unique = np.array([not _CODE_RE.match(u) for u in normalised], dtype=bool)
     chk.check(
-        "ts_code",
+        column,
         bad_unique[codes],
         lambda p: (
             series.iloc[p],
@@ -581,6 +586,32 @@ def _validate_truth(file: str, raw: pd.DataFrame) -> pd.DataFrame:
     return truth.sort_values(["month", "ts_code"], kind="stable").reset_index(drop=True)
 
 
+def _validate_index_weight(file: str, raw: pd.DataFrame) -> pd.DataFrame:
+    """index_code, con_code (a stock's ts_code), trade_date (the day the weights were published), weight (> 0,
+    any unit: the evaluation normalises each index's weights)."""
+    raw = raw.reset_index(drop=True)
+    chk = _Checker(file, raw, ("con_code", "trade_date"))
+    _require_columns(chk, INDEX_WEIGHT_COLUMNS)
+    index_code = raw["index_code"].astype(object).map(lambda v: "" if _is_missing(v) else str(v).strip().upper())
+    bad = ~index_code.map(lambda v: bool(INDEX_CODE_RE.match(v))).to_numpy(dtype=bool)
+    chk.check("index_code", bad, lambda p: (raw["index_code"].iloc[p], f"{_quoted(raw['index_code'].iloc[p])} is not an index code like 000300.SH"))
+    code_idx, code_uniques = _parse_codes(chk, raw["con_code"], "con_code")
+    dates = _parse_dates(chk, "trade_date", required=True)
+    weight = _parse_numeric(chk, "weight", required=True)
+    chk.check("weight", weight <= 0, lambda p: (weight[p], f"{weight[p]} is not a positive weight"))
+    out = pd.DataFrame(
+        {
+            "index_code": pd.array(index_code.to_numpy(dtype=object), dtype="str"),
+            "con_code": pd.array(code_uniques[code_idx], dtype="str"),
+            "trade_date": dates,
+            "weight": weight,
+        }
+    )
+    duplicated = out.duplicated(["index_code", "con_code", "trade_date"]).to_numpy()
+    chk.check("con_code", duplicated, lambda p: (raw["con_code"].iloc[p], "appears twice for the same index and date"))
+    return out.sort_values(["index_code", "trade_date", "con_code"], kind="stable").reset_index(drop=True)
+
+
 def validate_frames(daily: pd.DataFrame, stocks: pd.DataFrame, truth: pd.DataFrame | None = None,
                     label: str = "input", calendar: session_calendar.SessionCalendar | None = None) -> MarketFrames:
     """Validate and canonicalise in-memory frames (e.g. the synthetic market) with the file checks, the bars
@@ -619,9 +650,16 @@ def source_directory(path, from_env: bool) -> Path:
 
 
 def locate_inputs(directory: Path) -> dict[str, Path]:
-    """{'daily': path, 'stocks': path}; raises when a table is missing or present as both CSV and Parquet."""
+    """{'daily': path, 'stocks': path} and 'index_weight' when present; raises when a required table is missing or
+    a table is present as both CSV and Parquet."""
     files = sorted(p for p in directory.iterdir() if p.is_file())
     found: dict[str, Path] = {}
+    optional = [p for p in files if p.name.lower() in ("index_weight.csv", "index_weight.parquet")]
+    if len(optional) > 1:
+        raise InputValidationError(" and ".join(p.name for p in optional), None, None, None,
+                                   f"both are present in {directory}: keep exactly one file per table")
+    if optional:
+        found["index_weight"] = optional[0]
     for table in ("stocks", "daily"):
         matches = [p for p in files if p.name.lower() in (f"{table}.csv", f"{table}.parquet")]
         if not matches:
@@ -690,7 +728,10 @@ def _read_table(path: Path) -> pd.DataFrame:
 def read_inputs(files: dict[str, Path], calendar: session_calendar.SessionCalendar | None = None) -> MarketFrames:
     stocks = _validate_stocks(files["stocks"].name, _read_table(files["stocks"]))
     daily = _validate_daily(files["daily"].name, _read_table(files["daily"]), stocks, files["stocks"].name, calendar)
-    return MarketFrames(daily, stocks, None)
+    index_weight = None
+    if "index_weight" in files:
+        index_weight = _validate_index_weight(files["index_weight"].name, _read_table(files["index_weight"]))
+    return MarketFrames(daily, stocks, None, index_weight=index_weight)
 
 
 def read_calendar_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

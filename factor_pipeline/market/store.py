@@ -46,6 +46,7 @@ STOCKS_SCHEMA = pa.schema(
     ]
 )
 INDUSTRY_CHANGES = "industry_changes.parquet"
+INDEX_WEIGHT = "index_weight.parquet"  # present only when the source has index weights
 TRUTH_SCHEMA = pa.schema([("month", pa.string()), ("ts_code", pa.string()), ("expected_return", pa.float64())])
 ISSUES_SCHEMA = pa.schema([(c, pa.string()) for c in ISSUE_COLUMNS])
 
@@ -111,6 +112,9 @@ def month_states(frames: MarketFrames) -> dict[str, str]:
         if frames.truth is not None:
             truth = frames.truth[frames.truth["month"] == month]
             chain.update(pd.util.hash_pandas_object(truth, index=False).to_numpy().tobytes())
+        if frames.index_weight is not None:  # only then, so that a source without index data keeps its states
+            weights = frames.index_weight[frames.index_weight["trade_date"].dt.strftime("%Y-%m") == month]
+            chain.update(pd.util.hash_pandas_object(weights, index=False).to_numpy().tobytes())
         states[month] = chain.copy().hexdigest()[:16]
     return states
 
@@ -145,6 +149,8 @@ def _write_cache(target: Path, frames: MarketFrames, manifest: dict) -> None:
         storage.write_parquet(
             pa.Table.from_pandas(frames.issues, schema=ISSUES_SCHEMA, preserve_index=False), target / "issues.parquet"
         )
+    if frames.index_weight is not None:
+        storage.write_parquet(frames.index_weight, target / INDEX_WEIGHT)
     states = month_states(frames)
     if manifest["source"] != "synthetic":
         # Input files are named by their content, so moving or copying the directory keeps the identity.
@@ -265,7 +271,17 @@ def read_month(cache: Path, month: str) -> MarketFrames:
     if (cache / "issues.parquet").is_file():
         issues = _read_cached(cache / "issues.parquet")
         issues = issues[issues["month"].isna() | (issues["month"] == month)].reset_index(drop=True)
-    return MarketFrames(daily, stocks, truth, issues)
+    index_weight = None
+    if (cache / INDEX_WEIGHT).is_file():
+        index_weight = weights_as_of(_read_cached(cache / INDEX_WEIGHT, filters=[("trade_date", "<=", rebalance)]), rebalance)
+    return MarketFrames(daily, stocks, truth, issues, index_weight)
+
+
+def weights_as_of(index_weight: pd.DataFrame, date) -> pd.DataFrame:
+    """Each index's constituents and weights as last published on or before ``date`` (point in time)."""
+    known = index_weight[index_weight["trade_date"] <= pd.Timestamp(date)]
+    latest = known.groupby("index_code")["trade_date"].transform("max")
+    return known[known["trade_date"] == latest].reset_index(drop=True)
 
 
 def month_summary(frames: MarketFrames) -> dict:

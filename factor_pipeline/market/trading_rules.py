@@ -124,3 +124,15 @@ def high_low_violations(open_, high, low, close) -> tuple[np.ndarray, np.ndarray
     open_, high, low, close = (np.asarray(v, dtype=np.float64) for v in (open_, high, low, close))
     top, bottom = np.maximum(open_, close), np.minimum(open_, close)
     return high < top * (1 - PRICE_TOLERANCE), low > bottom * (1 + PRICE_TOLERANCE)
+
+
+# Stamp duty on the seller, as a fraction of the value sold: 0.1% until 2023-08-27, halved from 2023-08-28.
+STAMP_DUTY_SCHEDULE: tuple[tuple[str, float], ...] = (("1900-01-01", 0.001), ("2023-08-28", 0.0005))
+
+
+def stamp_duty_rate(dates) -> np.ndarray:
+    """The stamp duty rate on a sale on each date (STAMP_DUTY_SCHEDULE)."""
+    dates = pd.to_datetime(pd.Series(dates)).to_numpy("datetime64[ns]")
+    starts = np.array([np.datetime64(start, "ns") for start, _ in STAMP_DUTY_SCHEDULE])
+    rates = np.array([rate for _, rate in STAMP_DUTY_SCHEDULE])
+    return rates[np.searchsorted(starts, dates, side="right") - 1]

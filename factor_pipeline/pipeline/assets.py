@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from factor_pipeline.config import PROFILES, profile_config
-from factor_pipeline.evaluation import factor_table
+from factor_pipeline.evaluation import factor_table, style
 from factor_pipeline.features.daily import FEATURE_LOOKBACK_MONTHS, FEATURE_NAMES, compute_features
 from factor_pipeline.features.samples import SEQUENCE_LOOKBACK_MONTHS, build_samples, scale_steps
 from factor_pipeline.features.store import save_samples
@@ -161,6 +161,8 @@ def _raw_bars_month(context: dg.AssetExecutionContext, pipeline: PipelineResourc
         write_parquet(frames.truth, layout.partition("raw_bars/truth", month), stamp)
     if frames.issues is not None:  # written when empty too: the month was read and had none
         write_parquet(frames.issues, layout.partition("raw_bars/issues", month), stamp)
+    if frames.index_weight is not None:
+        write_parquet(frames.index_weight, layout.partition("raw_bars/index_weight", month), stamp)
     _finish(context, pipeline)
     return dg.MaterializeResult(
         metadata={**market_store.month_summary(frames), "source": pipeline.source},
@@ -383,11 +385,14 @@ def _pret_factor_month(context: dg.AssetExecutionContext, pipeline: PipelineReso
     kinds={"parquet"},
     ins={
         "pret_factor": _history("pret_factor", 1),
-        "raw_bars": _history("raw_bars", 0, months_forward=1),
+        "samples": dg.AssetIn(dagster_type=dg.Nothing),
+        # 12-1 momentum, a style the evaluation measures, starts at d(m-12).
+        "raw_bars": _history("raw_bars", style.MOMENTUM_MONTHS[0], months_forward=1),
     },
 )
 def factor_evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
-    """IC, Rank IC, the top-decile long portfolio, turnover and industry attribution of the month's factor, on the next month's returns."""
+    """IC, Rank IC, every group and the long portfolio, turnover, industry attribution, style exposure and index pools
+    of the month's factor, on the next month's returns."""
     yield from _each_month(context, lambda month: _factor_evaluation_month(context, pipeline, month))
 
 
@@ -413,7 +418,8 @@ def _factor_evaluation_month(context: dg.AssetExecutionContext, pipeline: Pipeli
     ],
 )
 def factor_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> Iterator[dg.MaterializeResult]:
-    """The seed's factor report over every evaluated month up to this one: table, plots, top industries and baselines."""
+    """The factor report over every evaluated month up to this one: the seed's table, every group, IC statistics and
+    decay, styles, costs, index benchmarks and holdings, for pRet and its baselines."""
     yield from _each_month(context, lambda month: _factor_report_month(context, pipeline, month))
 
 
@@ -421,6 +427,7 @@ def _factor_report_month(context: dg.AssetExecutionContext, pipeline: PipelineRe
     from factor_pipeline.evaluation import store as evaluation_store
 
     written = evaluation_store.write_report(pipeline.layout, month, pipeline.config)
+    _finish(context, pipeline)
     metadata = {
         "report_markdown": dg.MetadataValue.path(str(written["markdown"])),
         "report_html": dg.MetadataValue.path(str(written["html"])),
@@ -428,6 +435,8 @@ def _factor_report_month(context: dg.AssetExecutionContext, pipeline: PipelineRe
     }
     for name, png in written["images"].items():
         metadata[name] = dg.MetadataValue.md(_png_markdown(png, name))
+    for title, markdown in written["headlines"].items():
+        metadata[title] = dg.MetadataValue.md(markdown)
     return dg.MaterializeResult(metadata=metadata)
 
 

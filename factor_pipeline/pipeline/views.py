@@ -33,6 +33,12 @@ VIEWS = (
     ("eval.portfolio", "create_view_eval_portfolio", ("eval_portfolio",), ()),
     ("eval.industry_ic", "create_view_eval_industry_ic", ("eval_industry_ic",), ()),
     ("eval.industry_long_excess", "create_view_eval_industry_long_excess", ("eval_industry_long_excess",), ()),
+    ("eval.group_returns", "create_view_eval_group_returns", ("eval_group_returns",), ()),
+    ("eval.long_short", "create_view_eval_long_short", ("eval_long_short",), ()),
+    ("eval.style_exposure", "create_view_eval_style_exposure", ("eval_style_exposure",), ()),
+    ("eval.factor_profile", "create_view_eval_factor_profile", ("eval_factor_profile",), ()),
+    ("eval.index_pools", "create_view_eval_index_pools", ("eval_index_pools",), ()),
+    ("eval.ic_decay", "create_view_eval_ic_decay", ("eval_ic_decay",), ()),
 )
 
 

@@ -53,10 +53,13 @@ def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
             "pret": expected + rng.normal(size=n) * 0.02,
             "reversal_20d": rng.normal(size=n),
             "pret_gan_off": -expected + rng.normal(size=n) * 0.01,
+            "log_float_mcap": rng.normal(22, 1, size=n),
         }
     )
     table.loc[3, "reversal_20d"] = np.nan
     write_parquet(table, layout.partition("factor", "2024-03"))
+    samples = pd.DataFrame({"trade_date": start, "ts_code": codes, "market_beta": rng.normal(1, 0.2, size=n)})
+    write_parquet(samples, layout.partition("samples", "2024-03"))
     closes = 10 * np.exp(expected + rng.normal(size=n) * 0.05)
     bars = pd.DataFrame(
         {
@@ -65,6 +68,7 @@ def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
             "close": np.r_[np.full(n, 10.0), closes],
             "adj_factor": 1.0,
             "volume": 1000.0,
+            "float_shares": 1e8,
         }
     )
     write_parquet(bars[bars.trade_date == start], layout.partition("raw_bars/daily", "2024-03"))
@@ -86,6 +90,17 @@ def test_eval_tables_hold_truth_corr_for_pret_and_every_baseline(tmp_path):
         assert baselines.loc[column, "truth_corr"] == pytest.approx(independent(column), abs=1e-12)
         assert ic[f"truth_corr_{column}"].iloc[0] == pytest.approx(independent(column), abs=1e-12)
     assert baselines.loc["pret_gan_off", "truth_corr"] < -0.5
+
+    # Index pools: by the float-cap rule (40 names: the top 2, next 4, next 8), then from published weights.
+    pools = read_parquet(layout.partition("eval/index_pools", "2024-03")).query("factor == 'pret'").set_index("index_code")
+    assert pools["n_stocks"].to_dict() == {"000300.SH": 2, "000905.SH": 4, "000852.SH": 8}
+    published = pd.DataFrame({"index_code": "000300.SH", "con_code": codes[:3], "trade_date": start, "weight": [1.0, 2.0, 1.0]})
+    write_parquet(published, layout.partition("raw_bars/index_weight", "2024-03"))
+    evaluate_and_store(layout, "2024-03", profile_config("smoke"), log=lambda _: None)
+    pools = read_parquet(layout.partition("eval/index_pools", "2024-03")).query("factor == 'pret'").set_index("index_code")
+    r = closes[:3] / 10.0 - 1
+    assert pools.loc["000300.SH", "n_stocks"] == 3 and pools.loc["000905.SH", "n_stocks"] == 0
+    assert pools.loc["000300.SH", "index_return"] == pytest.approx((r[0] + 2 * r[1] + r[2]) / 4, abs=1e-12)
 
 
 def test_the_report_summary_compares_truth_corr_with_each_baseline_on_paired_months():

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from factor_pipeline.datasets import ASSETS
 from factor_pipeline.pipeline.definitions import all_assets_job, defs
@@ -59,10 +60,11 @@ def test_materialisation_jobs_leave_the_lateness_check_to_its_schedule():
     assert {key.name for key in freshness} == {"factor_on_time"}
 
 
-def test_evaluation_reads_the_next_month_of_bars():
+def test_evaluation_reads_the_next_month_of_bars_and_a_year_back_for_momentum():
     graph = defs.resolve_asset_graph()
     parents = graph.get_parent_partition_keys_for_child("2024-03", dg.AssetKey("raw_bars"), dg.AssetKey("factor_evaluation"))
-    assert set(parents.partitions_subset.get_partition_keys()) == {"2024-03", "2024-04"}
+    months = {str(p) for p in pd.period_range("2023-03", "2024-04", freq="M")}  # d(m-12) .. d(m+1)
+    assert set(parents.partitions_subset.get_partition_keys()) == months
 
 
 def test_dagster_definitions_validate_passes(tmp_path):

@@ -153,3 +153,143 @@ def plot_curves(curves: dict[str, list[float]], title: str) -> bytes:
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+def _group_colors(n: int):
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdYlBu_r"]  # blue for the bottom group, red (A-share up) for the top
+    return [cmap(i / max(1, n - 1)) for i in range(n)]
+
+
+def plot_group_value(gross: pd.DataFrame, net: pd.DataFrame, title: str) -> bytes:
+    """Cumulative value of every group (before costs, solid) and of the top group net of costs (dashed)."""
+    fig = Figure(figsize=(10, 4.5))
+    ax = fig.add_subplot()
+    if gross is None or gross.empty:
+        return _empty(fig, ax, "no complete month yet")
+    months = ["start"] + [str(m) for m in gross.index]
+    x = np.arange(len(months))
+    for color, group in zip(_group_colors(len(gross.columns)), gross.columns):
+        value = np.concatenate([[1.0], np.cumprod(1.0 + gross[group].fillna(0.0).to_numpy())])
+        ax.plot(x, value, color=color, linewidth=1.3, label=f"group {group}")
+    top = gross.columns.max()
+    value = np.concatenate([[1.0], np.cumprod(1.0 + net[top].fillna(0.0).to_numpy())])
+    ax.plot(x, value, color="black", linestyle="--", linewidth=1.2, label=f"group {top}, net of costs")
+    ax.axhline(1.0, color="black", linewidth=0.6)
+    _month_ticks(ax, months)
+    ax.set_ylabel("value")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_group_means(tables: dict[str, pd.DataFrame]) -> bytes:
+    """Mean monthly return of each group, one set of bars per factor."""
+    fig = Figure(figsize=(10, 4))
+    ax = fig.add_subplot()
+    tables = {name: t for name, t in tables.items() if t is not None and len(t)}
+    if not tables:
+        return _empty(fig, ax, "no complete month yet")
+    width = 0.8 / len(tables)
+    for i, (name, table) in enumerate(tables.items()):
+        x = table.index.to_numpy(dtype=float) + (i - (len(tables) - 1) / 2) * width
+        ax.bar(x, table["mean_return"].to_numpy() * 100, width=width, label=name)
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("group (1 = lowest factor)")
+    ax.set_ylabel("mean monthly return, %")
+    ax.set_title("Mean return by group")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_ic_decay(decays: dict[str, pd.DataFrame]) -> bytes:
+    """Mean IC against the horizon in sessions (lines), and against later months' returns (lag 1, 2)."""
+    fig = Figure(figsize=(10, 4))
+    horizon_ax, lag_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+    drawn = False
+    for name, frame in decays.items():
+        if frame is None or frame.empty:
+            continue
+        h = frame[frame["lag_months"] == 0]
+        horizon_ax.plot(h["horizon_sessions"].astype(float), h["ic"], marker="o", label=name)
+        lags = frame[frame["lag_months"] > 0]
+        lag_ax.plot(lags["lag_months"], lags["ic"], marker="o", label=name)
+        drawn = True
+    if not drawn:
+        return _empty(fig, horizon_ax, "no decay yet")
+    horizon_ax.axhline(0.0, color="black", linewidth=0.6)
+    lag_ax.axhline(0.0, color="black", linewidth=0.6)
+    horizon_ax.set_xlabel("sessions after the rebalance date")
+    horizon_ax.set_ylabel("mean IC")
+    horizon_ax.set_title("IC decay")
+    horizon_ax.legend(loc="best", fontsize=8)
+    lag_ax.set_xlabel("months of lag")
+    lag_ax.set_xticks([1, 2])
+    lag_ax.set_title("Next months' return")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_ic_heatmap(ic: pd.DataFrame) -> bytes:
+    """Monthly IC as a year x calendar-month grid."""
+    fig = Figure(figsize=(10, 3.5))
+    ax = fig.add_subplot()
+    if ic is None or ic.empty:
+        return _empty(fig, ax, "no IC yet")
+    months = ic["month"].astype(str)
+    grid = pd.DataFrame({"year": months.str[:4], "m": months.str[5:7].astype(int), "ic": ic["ic"].astype(float)})
+    grid = grid.pivot_table(index="year", columns="m", values="ic", aggfunc="mean").reindex(columns=range(1, 13))
+    limit = max(0.05, float(np.nanmax(np.abs(grid.to_numpy()))) if grid.notna().any().any() else 0.05)
+    image = ax.imshow(grid.to_numpy(dtype=float), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    for (row, col), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        if np.isfinite(value):
+            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(12))
+    ax.set_xticklabels([str(m) for m in range(1, 13)])
+    ax.set_yticks(range(len(grid.index)))
+    ax.set_yticklabels(list(grid.index))
+    ax.set_title("Monthly IC")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_ic_histogram(ic: pd.DataFrame) -> bytes:
+    """The distribution of the monthly IC, its mean marked."""
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    values = ic["ic"].astype(float).dropna().to_numpy() if ic is not None and len(ic) else np.array([])
+    if len(values) == 0:
+        return _empty(fig, ax, "no IC yet")
+    ax.hist(values, bins=min(20, max(5, len(values) // 2)), color="#2e86c1", edgecolor="white")
+    ax.axvline(values.mean(), color="#c0392b", label=f"mean {values.mean():.4f}")
+    ax.axvline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("monthly IC")
+    ax.set_ylabel("months")
+    ax.set_title("IC distribution")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_style_exposure(exposure: pd.DataFrame) -> bytes:
+    """Mean rank correlation of each factor with each style, one set of horizontal bars per factor."""
+    fig = Figure(figsize=(10, 4))
+    ax = fig.add_subplot()
+    if exposure is None or exposure.empty:
+        return _empty(fig, ax, "no style exposure yet")
+    y = np.arange(len(exposure.index))
+    height = 0.8 / len(exposure.columns)
+    for i, column in enumerate(exposure.columns):
+        ax.barh(y + (i - (len(exposure.columns) - 1) / 2) * height, exposure[column].fillna(0.0), height=height, label=column)
+    ax.set_yticks(y)
+    ax.set_yticklabels(list(exposure.index), fontsize=8)
+    ax.axvline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("mean rank correlation")
+    ax.set_title("Style exposure")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)

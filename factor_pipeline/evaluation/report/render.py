@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 
+from factor_pipeline.evaluation.report.sections import Section
 from factor_pipeline.evaluation.report.tables import (
     DEPARTURES_TITLE,
     FACTOR_NAME,
@@ -26,10 +27,37 @@ def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
     return lines
 
 
+def _md_section(section: Section, images: dict[str, str]) -> list[str]:
+    lines = ["", f"## {section.title}"]
+    for block in section.blocks:
+        if block[0] == "text":
+            lines += ["", block[1]]
+        elif block[0] == "table":
+            lines += [""] + _md_table(block[1], block[2])
+        elif block[1] in images:
+            lines += ["", f"![{block[1]}]({images[block[1]]})"]
+    return lines
+
+
+def render_markdown_section(section: Section) -> str:
+    """One section as Markdown without its figures (the Dagster UI's metadata)."""
+    return "\n".join(_md_section(section, {})).strip() + "\n"
+
+
+def _section_figures(sections: list[Section]) -> set[str]:
+    return {block[1] for section in sections for block in section.blocks if block[0] == "figure"}
+
+
 def render_markdown(
-    summary: dict, baselines: dict[str, dict] | None, images: dict[str, str], *, factor_name: str = FACTOR_NAME
+    summary: dict,
+    baselines: dict[str, dict] | None,
+    images: dict[str, str],
+    *,
+    factor_name: str = FACTOR_NAME,
+    sections: list[Section] = (),
 ) -> str:
-    """The report as Markdown; ``images`` maps a figure name to its PNG path relative to the file."""
+    """The report as Markdown; ``images`` maps a figure name to its PNG path relative to the file. ``sections``
+    follow the seed's table and industry lists; the figures they do not place close the report."""
     header, body = metric_table(summary, baselines, factor_name)
     lines = [f"# {factor_name} factor report", "", f"Evaluation months: {period(summary)}.", ""]
     lines += _md_table(header, body)
@@ -42,11 +70,15 @@ def render_markdown(
             lines += _md_table(["Industry", "Value"], [list(r) for r in rows])
         else:
             lines.append("(no industry with enough stocks)")
+    for section in sections:
+        lines += _md_section(section, images)
     if departures(summary):
         lines += ["", f"## {DEPARTURES_TITLE}", ""] + [f"- `{line}`" for line in departures(summary)]
-    if images:
+    placed = _section_figures(sections)
+    rest = {name: path for name, path in images.items() if name not in placed}
+    if rest:
         lines += ["", "## Figures"]
-        for name, path in images.items():
+        for name, path in rest.items():
             lines += ["", f"![{name}]({path})"]
     return "\n".join(lines) + "\n"
 
@@ -65,8 +97,38 @@ _CSS = (
 )
 
 
+def _html_figure(name: str, data: bytes) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return (f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{html.escape(name)}</figcaption></figure>")
+
+
+def _html_text(text: str) -> str:
+    # The sections' only markup is **bold**, for a factor's name above its table.
+    escaped = html.escape(text)
+    parts = escaped.split("**")
+    return "<p>" + "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts)) + "</p>"
+
+
+def _html_section(section: Section, images: dict[str, bytes]) -> list[str]:
+    parts = [f"<h2>{html.escape(section.title)}</h2>"]
+    for block in section.blocks:
+        if block[0] == "text":
+            parts.append(_html_text(block[1]))
+        elif block[0] == "table":
+            parts.append(_html_table(block[1], block[2]))
+        elif block[1] in images:
+            parts.append(_html_figure(block[1], images[block[1]]))
+    return parts
+
+
 def render_html(
-    summary: dict, baselines: dict[str, dict] | None, images: dict[str, bytes], *, factor_name: str = FACTOR_NAME
+    summary: dict,
+    baselines: dict[str, dict] | None,
+    images: dict[str, bytes],
+    *,
+    factor_name: str = FACTOR_NAME,
+    sections: list[Section] = (),
 ) -> str:
     """The report as one self-contained HTML page: the PNGs are embedded as base64 data URIs."""
     header, body = metric_table(summary, baselines, factor_name)
@@ -87,14 +149,16 @@ def render_html(
             parts.append(_html_table(["Industry", "Value"], [list(r) for r in rows]))
         else:
             parts.append("<p>(no industry with enough stocks)</p>")
+    for section in sections:
+        parts += _html_section(section, images)
     if departures(summary):
         parts.append(f"<h2>{html.escape(DEPARTURES_TITLE)}</h2>")
         parts.append("<ul>" + "".join(f"<li><code>{html.escape(line)}</code></li>" for line in departures(summary)) + "</ul>")
-    if images:
+    placed = _section_figures(sections)
+    rest = {name: data for name, data in images.items() if name not in placed}
+    if rest:
         parts.append("<h2>Figures</h2>")
-        for name, data in images.items():
-            encoded = base64.b64encode(data).decode("ascii")
-            parts.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
-                         f"<figcaption>{html.escape(name)}</figcaption></figure>")
+        for name, data in rest.items():
+            parts.append(_html_figure(name, data))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

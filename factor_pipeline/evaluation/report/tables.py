@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from factor_pipeline.market.trading_rules import STAMP_DUTY_SCHEDULE
+
 FACTOR_NAME = "GAN_GRU"
 
 # (label, summary key, format). Formats follow the seed: IC with 4 decimals, ratios with 2,
@@ -81,9 +83,20 @@ def _row_label(label: str, key: str, summary: dict) -> str:
         if summary.get("latest_complete") is False and summary.get("latest_as_of"):
             label += f", as of {summary['latest_as_of']}"
         label += ")"
-    if key == "net_annual_return" and not _missing(summary.get("cost_per_turnover")):
-        label = f"{label} ({summary['cost_per_turnover'] * 100:.2f}% per unit of two-sided turnover)"
+    if key == "net_annual_return" and summary.get("costs"):
+        label = f"{label} ({cost_text(summary['costs'])})"
     return label
+
+
+def cost_text(costs: dict) -> str:
+    """The cost model's settings in a few words (docs/market.md, "Trading costs")."""
+    stamp = ", ".join(
+        f"{rate * 1e4:g} bp" + ("" if i == 0 else f" from {start}") for i, (start, rate) in enumerate(STAMP_DUTY_SCHEDULE)
+    )
+    return (
+        f"commission {costs['commission'] * 1e4:g} bp a side, slippage {costs['slippage'] * 1e4:g} bp a side, "
+        f"stamp duty on sells {stamp}"
+    )
 
 
 def metric_table(

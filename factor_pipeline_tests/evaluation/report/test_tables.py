@@ -23,7 +23,7 @@ SEED = {
     "max_drawdown": 0.2729,
     "annual_excess_return": 0.2232,
     "excess_ir": 1.9,
-    "cost_per_turnover": 0.003,
+    "costs": {"commission": 0.00025, "slippage": 0.0005},
     "net_annual_return": 0.33,
     "oracle_ic_mean": None,
     "efficiency": None,
