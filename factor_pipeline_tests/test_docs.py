@@ -1,4 +1,4 @@
-"""The README stays short and every document it, or a page under docs/, links exists in the repository."""
+"""The README stays short, no page names an issue number, and every document the README or a page under docs/ links exists."""
 
 import re
 from pathlib import Path
@@ -17,6 +17,14 @@ def test_the_readme_is_at_most_200_lines_without_issue_numbers_or_commit_hashes(
     assert not re.search(r"\bissues? \d+|#\d+\b", text)
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
     assert not re.search(r"\b[0-9a-f]{7,40}\b", prose)
+
+
+def test_no_document_names_an_issue_number():
+    """Issue numbers mean nothing to a reader: docs say what changed and when, not which ticket asked for it."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    named = [f"{page.relative_to(REPO)}: {match.group(0)}" for page in pages
+             for match in re.finditer(r"\b[Ii]ssues? \d+|#\d+\b", page.read_text())]
+    assert not named
 
 
 def test_every_linked_document_exists():
