@@ -169,6 +169,10 @@ def _existing_months(layout: Layout, dataset: str, months: list[str]) -> list[st
 
 
 def _beta_on_rebalance(layout: Layout, month: str) -> pd.Series:
+    """Each stock's market beta on d(m) from the month's samples; empty (the beta style left blank) where a
+    factor was built without them, as a partial month's refresh may evaluate one."""
+    if not layout.partition("samples", month).exists():
+        return pd.Series(dtype="float64", name="market_beta")
     samples = read_months(layout, "samples", [month])
     on_date = samples[samples["trade_date"] == session_calendar.rebalance_date(month)]
     return on_date.set_index("ts_code")["market_beta"]

@@ -164,7 +164,11 @@ def test_the_partial_months_refresh_marks_the_evaluation_as_of_its_newest_bar_an
         layout = pipeline.layout
         # March's factor, as the 1 April schedule would have built it (any factor does for the dates).
         stocks = read_months(layout, "raw_bars/stocks", ["2024-03"])
-        factor = stocks[["ts_code", "industry"]].assign(buyable=True, pret=np.random.default_rng(0).normal(size=len(stocks)))
+        rng = np.random.default_rng(0)  # the columns the factor table always has: the size and the reversal
+        factor = stocks[["ts_code", "industry"]].assign(
+            buyable=True, log_float_mcap=rng.normal(22.0, 1.0, len(stocks)), pret=rng.normal(size=len(stocks)),
+            reversal_20d=rng.normal(size=len(stocks)),
+        )
         write_parquet(factor, layout.partition("factor", "2024-03"), layout.stamp("factor", "2024-03"))
 
         requested = _requested(_partial_tick(evening, home=tmp_path / "home"))
