@@ -101,6 +101,7 @@ class TrainingWindow:
         self.layout, self.train_month, self.cfg = layout, train_month, cfg
         self._data: TrainingData | None = None
         self._key: str | None = None
+        self._fingerprint: str | None = None
 
     @property
     def key(self) -> str:
@@ -114,9 +115,10 @@ class TrainingWindow:
 
     @property
     def fingerprint(self) -> str:
-        if self._data is None and self._index_path.exists():
-            return read_json(self._index_path)["data_fingerprint"]
-        return self.data.fingerprint
+        if self._fingerprint is None:
+            recorded = self._index_path.exists() and self._data is None
+            self._fingerprint = read_json(self._index_path)["data_fingerprint"] if recorded else self.data.fingerprint
+        return self._fingerprint
 
     @property
     def data(self) -> TrainingData:
@@ -156,8 +158,7 @@ def _window_key(layout: Layout, train_month: str, cfg: Config) -> str:
     for path in [*files, *_loader_sources()]:
         digest.update(path.name.encode())
         with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 24), b""):
-                digest.update(chunk)
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()[:16]
 
 
